@@ -1,0 +1,134 @@
+"""CLIP embeddings through Roboflow Inference: images and texts in, unit-length float32 out.
+
+`inference.models.Clip` is imported only when an embedder is built (the import takes
+seconds), after its environment is set: a model cache under `data/` and, for the offline
+demo model, offline mode with the committed ONNX pair installed into that cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from helpers.config import DATA_DIR, PROJECT_ROOT
+from helpers.embedding_cache import EmbeddingCache
+
+MAX_BATCH = 8  # Inference refuses longer lists in one embed_image call
+DEMO_MODEL_ID = "clip/demo"
+DEMO_MODEL_FILES = PROJECT_ROOT / "data" / "demo_model"
+DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
+DEFAULT_EMBEDDING_CACHE = DATA_DIR / "cache" / "embeddings.sqlite"
+STAND_IN_NOTICE = (
+    "NOTE: using the offline demo CLIP model (a stand-in trained on synthetic shapes, "
+    "not OpenAI's CLIP): its results are only meaningful on the demo data set."
+)
+
+
+def model_id_for(name: str) -> str:
+    """`demo` -> `clip/demo`, `ViT-B-32` -> `clip/ViT-B-32`; full ids pass unchanged."""
+    return name if "/" in name else f"clip/{name}"
+
+
+def is_stand_in(model_id: str) -> bool:
+    return model_id == DEMO_MODEL_ID
+
+
+def model_cache_dir() -> Path:
+    """Where Inference looks for weights: its own setting if it is already imported."""
+    import sys
+
+    env_module = sys.modules.get("inference.core.env")
+    if env_module is not None:
+        return Path(env_module.MODEL_CACHE_DIR)
+    return Path(os.environ.setdefault("MODEL_CACHE_DIR", str(DEFAULT_MODEL_CACHE)))
+
+
+def install_demo_model(cache_dir: Path) -> Path:
+    """Copy the committed ONNX pair to `<cache>/clip/demo/`, where Inference opens it."""
+    target = cache_dir / DEMO_MODEL_ID
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("visual.onnx", "textual.onnx"):
+        source, dest = DEMO_MODEL_FILES / name, target / name
+        if not dest.is_file() or dest.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, dest)
+    return target
+
+
+def prepare_inference(model_id: str) -> None:
+    """Set Inference's environment before its first import. The demo model needs no network,
+    so offline mode (which also turns the version check off) is switched on for it."""
+    if is_stand_in(model_id):
+        os.environ.setdefault("OFFLINE_MODE", "True")
+        os.environ.setdefault("DISABLE_VERSION_CHECK", "True")
+    cache_dir = model_cache_dir()
+    if is_stand_in(model_id):
+        install_demo_model(cache_dir)
+
+
+def load_rgb(image: Path | str | Image.Image) -> Image.Image:
+    """A PIL RGB image with its EXIF rotation applied. Inference reads numpy arrays as BGR,
+    so images go in as PIL, never as arrays."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    with Image.open(image) as opened:
+        return ImageOps.exif_transpose(opened).convert("RGB")
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class ClipEmbedder:
+    """One loaded CLIP model (two ONNX sessions) and its embedding cache."""
+
+    def __init__(self, model_id: str, cache_path: Path | None = DEFAULT_EMBEDDING_CACHE) -> None:
+        self.model_id = model_id_for(model_id)
+        prepare_inference(self.model_id)
+        from inference.models import Clip
+
+        self.model = Clip(model_id=self.model_id)
+        self.cache = EmbeddingCache(cache_path, self.model_id) if cache_path else None
+        self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured, never assumed
+        if self.is_stand_in:
+            print(STAND_IN_NOTICE)
+
+    @property
+    def is_stand_in(self) -> bool:
+        return is_stand_in(self.model_id)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return normalise(self.model.embed_text(list(texts)))
+
+    def embed_images(self, images: Sequence[Path | str | Image.Image]) -> np.ndarray:
+        """Embed in batches of at most 8, decoding the next batch while the model runs."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batches = [images[i : i + MAX_BATCH] for i in range(0, len(images), MAX_BATCH)]
+        out = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            decoded = pool.map(lambda batch: [load_rgb(image) for image in batch], batches)
+            for pil_batch in decoded:
+                out.append(self.model.embed_image(pil_batch))
+        return normalise(np.concatenate(out))
+
+    def embed_files(self, paths: Sequence[Path], sha256s: Sequence[str]) -> np.ndarray:
+        """Like `embed_images`, but each file whose content hash is cached is not embedded again."""
+        cached = self.cache.get_many(sha256s) if self.cache else {}
+        missing = [i for i, sha in enumerate(sha256s) if sha not in cached]
+        if missing:
+            fresh = self.embed_images([paths[i] for i in missing])
+            new = {sha256s[i]: vector for i, vector in zip(missing, fresh)}
+            if self.cache:
+                self.cache.put_many(new)
+            cached.update(new)
+        if not sha256s:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([cached[sha] for sha in sha256s])

@@ -1,0 +1,192 @@
+"""Settings from the environment, a `.env` file, Colab secrets, or a prompt, in that order.
+
+One `Settings` object carries everything the project reads from outside. Secrets are wrapped
+in `Secret`, whose repr and str never show the value, and URLs lose their credentials
+before they are shown.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_CLIP_MODEL = "clip/ViT-B-16"
+DEFAULT_INDEX_NAME = "images"
+
+SECRET_NAMES = ("ELASTIC_API_KEY", "ELASTIC_PASSWORD", "ROBOFLOW_API_KEY")
+VARIABLE_NAMES = (
+    "ELASTICSEARCH_URL",
+    "ELASTIC_CLOUD_ID",
+    "ELASTIC_API_KEY",
+    "ELASTIC_USERNAME",
+    "ELASTIC_PASSWORD",
+    "ROBOFLOW_API_KEY",
+    "CLIP_MODEL",
+    "INDEX_NAME",
+    "EMBEDDED_ES_PATH",
+)
+
+
+class Secret:
+    """A string that keeps its value out of reprs, logs and tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def redact_url(url: str) -> str:
+    """`https://user:pass@host:9200` -> `https://***@host:9200`; other URLs unchanged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    elasticsearch_url: str | None = None
+    elastic_cloud_id: str | None = None
+    elastic_api_key: Secret | None = None
+    elastic_username: str | None = None
+    elastic_password: Secret | None = None
+    roboflow_api_key: Secret | None = None
+    clip_model: str = DEFAULT_CLIP_MODEL
+    index_name: str = DEFAULT_INDEX_NAME
+    embedded_es_path: Path = field(default_factory=lambda: DATA_DIR / "embedded-es")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "elasticsearch_url" and value:
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def uses_cluster(self) -> bool:
+        return bool(self.elasticsearch_url or self.elastic_cloud_id)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, including a password inside the URL: for scrubbing text."""
+        values = [s.reveal() for s in (self.elastic_api_key, self.elastic_password, self.roboflow_api_key) if s]
+        if self.elasticsearch_url:
+            userinfo = urlsplit(self.elasticsearch_url).password
+            if userinfo:
+                values.append(userinfo)
+        return [v for v in values if v]
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Values from a `.env` file (KEY=VALUE lines), or nothing if there is no file."""
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def read_colab_secret(name: str) -> str | None:
+    """A secret from Colab's secrets store, or None outside Colab or when not granted."""
+    if "google.colab" not in sys.modules:
+        return None
+    try:
+        from google.colab import userdata
+
+        return userdata.get(name) or None
+    except Exception:  # Colab raises its own types for "not found" / "no access"
+        return None
+
+
+def can_prompt() -> bool:
+    """True only when a person can answer: never in CI, never in a kernel without stdin (nbval)."""
+    if os.environ.get("CI"):
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:
+        return bool(getattr(kernel, "_allow_stdin", False))
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def lookup(
+    name: str,
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str],
+    colab: Callable[[str], str | None] = read_colab_secret,
+) -> str | None:
+    """The first non-empty value of `name`: environment, then `.env`, then Colab secrets."""
+    for value in (environ.get(name), dotenv.get(name)):
+        if value:
+            return value
+    return colab(name)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+    colab: Callable[[str], str | None] = read_colab_secret,
+    prompt: Callable[[str], str] | None = None,
+) -> Settings:
+    """Read every setting once. A cluster with no credentials is asked for an API key, but
+    only when `can_prompt()`; otherwise the cluster is tried without one."""
+    environ = os.environ if environ is None else environ
+    dotenv = read_dotenv(dotenv_path if dotenv_path is not None else PROJECT_ROOT / ".env")
+    values = {name: lookup(name, environ, dotenv, colab) for name in VARIABLE_NAMES}
+
+    cloud_without_auth = values["ELASTIC_CLOUD_ID"] and not (values["ELASTIC_API_KEY"] or values["ELASTIC_PASSWORD"])
+    if cloud_without_auth and (prompt is not None or can_prompt()):
+        ask = prompt or getpass.getpass
+        values["ELASTIC_API_KEY"] = ask("Elastic API key: ").strip() or None
+
+    def secret(name: str) -> Secret | None:
+        return Secret(values[name]) if values[name] else None
+
+    embedded_path = values["EMBEDDED_ES_PATH"]
+    return Settings(
+        elasticsearch_url=values["ELASTICSEARCH_URL"],
+        elastic_cloud_id=values["ELASTIC_CLOUD_ID"],
+        elastic_api_key=secret("ELASTIC_API_KEY"),
+        elastic_username=values["ELASTIC_USERNAME"],
+        elastic_password=secret("ELASTIC_PASSWORD"),
+        roboflow_api_key=secret("ROBOFLOW_API_KEY"),
+        clip_model=values["CLIP_MODEL"] or DEFAULT_CLIP_MODEL,
+        index_name=values["INDEX_NAME"] or DEFAULT_INDEX_NAME,
+        embedded_es_path=Path(embedded_path) if embedded_path else DATA_DIR / "embedded-es",
+    )
+
+
+def scrub(text: str, settings: Settings) -> str:
+    """Replace every configured secret in `text` with asterisks (for error messages)."""
+    for value in settings.secret_values():
+        text = text.replace(value, "********")
+    return text
