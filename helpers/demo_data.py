@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -86,8 +87,10 @@ def draw_background(kind: str, rng: random.Random) -> Image.Image:
         for x in range(-IMAGE_SIZE, IMAGE_SIZE, step):
             draw.line([(x, 0), (x + IMAGE_SIZE, IMAGE_SIZE)], fill=shade, width=step // 3)
     if kind == "noisy":
-        noise = Image.effect_noise((IMAGE_SIZE, IMAGE_SIZE), 40).convert("RGB")
-        image = Image.blend(image, noise, 0.35)
+        # Seeded grey noise (PIL's effect_noise has its own unseeded generator).
+        noise = np.random.default_rng(rng.getrandbits(32)).normal(128, 40, (IMAGE_SIZE, IMAGE_SIZE))
+        grey = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8)).convert("RGB")
+        image = Image.blend(image, grey, 0.35)
     return image
 
 
