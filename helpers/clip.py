@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import sys
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +44,6 @@ def is_stand_in(model_id: str) -> bool:
 
 def model_cache_dir() -> Path:
     """Where Inference looks for weights: its own setting if it is already imported."""
-    import sys
-
     env_module = sys.modules.get("inference.core.env")
     if env_module is not None:
         return Path(env_module.MODEL_CACHE_DIR)
@@ -80,6 +81,20 @@ def load_rgb(image: Path | str | Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(opened).convert("RGB")
 
 
+def decoded_ahead(
+    batches: Sequence[Sequence[Path | str | Image.Image]], pool: ThreadPoolExecutor, depth: int = 2
+) -> Iterator[list[Image.Image]]:
+    """Decoded batches in order, with at most `depth` decoded ahead: decoding overlaps
+    inference, and memory stays bounded however many images there are."""
+    pending: deque[Future] = deque()
+    for batch in batches:
+        pending.append(pool.submit(lambda b: [load_rgb(image) for image in b], batch))
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -94,7 +109,9 @@ class ClipEmbedder:
         prepare_inference(self.model_id)
         from inference.models import Clip
 
-        self.model = Clip(model_id=self.model_id)
+        with warnings.catch_warnings():  # onnxruntime lists every GPU provider it lacks on a CPU
+            warnings.filterwarnings("ignore", message="Specified provider")
+            self.model = Clip(model_id=self.model_id)
         self.cache = EmbeddingCache(cache_path, self.model_id) if cache_path else None
         self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured, never assumed
         if self.is_stand_in:
@@ -112,20 +129,17 @@ class ClipEmbedder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         batches = [images[i : i + MAX_BATCH] for i in range(0, len(images), MAX_BATCH)]
-        out = []
         with ThreadPoolExecutor(max_workers=2) as pool:
-            decoded = pool.map(lambda batch: [load_rgb(image) for image in batch], batches)
-            for pil_batch in decoded:
-                out.append(self.model.embed_image(pil_batch))
+            out = [self.model.embed_image(batch) for batch in decoded_ahead(batches, pool)]
         return normalise(np.concatenate(out))
 
     def embed_files(self, paths: Sequence[Path], sha256s: Sequence[str]) -> np.ndarray:
         """Like `embed_images`, but each file whose content hash is cached is not embedded again."""
         cached = self.cache.get_many(sha256s) if self.cache else {}
-        missing = [i for i, sha in enumerate(sha256s) if sha not in cached]
-        if missing:
-            fresh = self.embed_images([paths[i] for i in missing])
-            new = {sha256s[i]: vector for i, vector in zip(missing, fresh)}
+        first_of = {sha: i for i, sha in enumerate(sha256s) if sha not in cached}
+        if first_of:  # identical files (same hash) are embedded once
+            fresh = self.embed_images([paths[i] for i in first_of.values()])
+            new = dict(zip(first_of, fresh))
             if self.cache:
                 self.cache.put_many(new)
             cached.update(new)

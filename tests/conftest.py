@@ -1,0 +1,20 @@
+"""Shared fixtures. The embedder is built once per run: importing Inference takes seconds."""
+
+from pathlib import Path
+
+import pytest
+
+from helpers.clip import ClipEmbedder
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> ClipEmbedder:
+    return ClipEmbedder("demo", cache_path=tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="session")
+def demo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo data set generated with a seed the demo model never saw in training."""
+    from helpers.demo_data import write_demo_dataset
+
+    return write_demo_dataset(tmp_path_factory.mktemp("demo"), count=128, seed=4242)

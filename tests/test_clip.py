@@ -1,0 +1,104 @@
+"""The CLIP embedder over Roboflow Inference, run offline with the committed demo model."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from helpers.clip import DEMO_MODEL_FILES, MAX_BATCH, ClipEmbedder
+from helpers.dataset import ImageRecord, scan
+from helpers.demo_data import write_demo_dataset
+
+HAND_LAID = """
+import json
+from inference.models import Clip
+from PIL import Image
+model = Clip(model_id="clip/demo")
+text = model.embed_text(["a red circle", "a blue square"])
+image = model.embed_image([Image.new("RGB", (120, 90), "red")])
+print(json.dumps({"resolution": model.resolution, "text": list(text.shape), "image": list(image.shape)}))
+"""
+
+
+def test_committed_onnx_pair_loads_through_inference_from_a_hand_laid_cache(tmp_path: Path) -> None:
+    model_dir = tmp_path / "clip" / "demo"
+    model_dir.mkdir(parents=True)
+    for name in ("visual.onnx", "textual.onnx"):
+        shutil.copy(DEMO_MODEL_FILES / name, model_dir / name)
+    env = {
+        **os.environ,
+        "MODEL_CACHE_DIR": str(tmp_path),
+        "OFFLINE_MODE": "True",
+        # Any network call would go to a closed port and fail: proves nothing is fetched.
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    run = subprocess.run([sys.executable, "-c", HAND_LAID], env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    shapes = json.loads(run.stdout.strip().splitlines()[-1])
+    assert shapes == {"resolution": 64, "text": [2, 512], "image": [1, 512]}
+
+
+def test_committed_model_is_small() -> None:
+    total = sum((DEMO_MODEL_FILES / n).stat().st_size for n in ("visual.onnx", "textual.onnx"))
+    assert total < 20 * 1024 * 1024
+
+
+def test_vectors_are_unit_length_float32_of_the_measured_dimension(embedder: ClipEmbedder) -> None:
+    texts = embedder.embed_texts(["a red circle", "a photo of a cat", "x" * 10])
+    images = embedder.embed_images([Image.new("RGB", (50, 50), "blue")])
+    assert embedder.dim == 512
+    for vectors, rows in ((texts, 3), (images, 1)):
+        assert vectors.dtype == np.float32 and vectors.shape == (rows, 512)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_more_than_eight_images_go_in_batches_of_at_most_eight(embedder: ClipEmbedder, monkeypatch) -> None:
+    sizes = []
+    original = embedder.model.embed_image
+    monkeypatch.setattr(embedder.model, "embed_image", lambda batch: sizes.append(len(batch)) or original(batch))
+    images = [Image.new("RGB", (32, 32), (i * 12, 0, 0)) for i in range(19)]
+    vectors = embedder.embed_images(images)
+    assert vectors.shape == (19, 512)
+    assert sizes == [MAX_BATCH, MAX_BATCH, 3]
+    # Batching changes nothing: each image alone gives the same vector.
+    assert np.allclose(vectors[10], embedder.embed_images([images[10]])[0], atol=1e-5)
+
+
+def test_path_and_pil_image_give_the_same_vector(embedder: ClipEmbedder, tmp_path: Path) -> None:
+    image = Image.new("RGB", (80, 60), "yellow")
+    image.save(tmp_path / "y.png")
+    from_path, from_pil = embedder.embed_images([tmp_path / "y.png", image])
+    assert np.allclose(from_path, from_pil, atol=1e-6)
+
+
+def test_rerun_embeds_nothing_twice(embedder: ClipEmbedder, tmp_path: Path, monkeypatch) -> None:
+    write_demo_dataset(tmp_path, count=10, seed=77)
+    records = [r for r in scan(tmp_path) if isinstance(r, ImageRecord)]
+    paths, hashes = [r.path for r in records], [r.sha256 for r in records]
+    first = embedder.embed_files(paths, hashes)
+
+    calls = []
+    original = embedder.model.embed_image
+    monkeypatch.setattr(embedder.model, "embed_image", lambda batch: calls.append(len(batch)) or original(batch))
+    second = embedder.embed_files(paths, hashes)
+    assert calls == [] and np.array_equal(first, second)
+
+
+def test_demo_model_says_it_is_a_stand_in(tmp_path: Path, capsys) -> None:
+    ClipEmbedder("demo", cache_path=None)
+    assert "stand-in" in capsys.readouterr().out
+
+
+def test_prompt_prefers_the_image_it_describes(embedder: ClipEmbedder, demo_set: Path) -> None:
+    records = [r for r in scan(demo_set) if isinstance(r, ImageRecord)]
+    with_red_circle = next(r for r in records if "red circle" in r.labels)
+    without = next(r for r in records if not any("red" in label or "circle" in label for label in r.labels))
+    query = embedder.embed_texts(["a red circle"])[0]
+    vectors = embedder.embed_files([with_red_circle.path, without.path], [with_red_circle.sha256, without.sha256])
+    assert vectors[0] @ query > vectors[1] @ query
