@@ -11,6 +11,7 @@ It learns the demo set only (coloured shapes); it is a stand-in that lets the re
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 import time
@@ -41,7 +42,7 @@ class VisualTower(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         channels = [3, 32, 64, 128, 128]
-        for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        for i, (cin, cout) in enumerate(itertools.pairwise(channels)):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
             if i < 3:
                 layers.append(nn.MaxPool2d(2))
@@ -139,7 +140,8 @@ def train(count: int, epochs: int, batch_size: int = 128, seed: int = TRAINING_S
             optimiser.step()
             schedule.step()
             total += loss.item() * len(idx)
-        print(f"epoch {epoch + 1}/{epochs}: loss {total / count:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
+        seconds = time.perf_counter() - started
+        print(f"epoch {epoch + 1}/{epochs}: loss {total / count:.3f} ({seconds:.0f} s)", flush=True)
     return visual.eval(), textual.eval()
 
 
