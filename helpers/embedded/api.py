@@ -1,0 +1,266 @@
+"""The REST subset the project uses, answered in process: (method, path, params, body) in,
+(status, JSON body) out. Anything outside the subset is refused with a 400 that names the
+feature, never guessed at."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import numpy as np
+
+from helpers.embedded.errors import EsError, bad_request, parsing_error, unsupported
+from helpers.embedded.query import NUMERIC_TYPES, comparable, field_values
+from helpers.embedded.search import keep_field, run_count, run_search, source_filter
+from helpers.embedded.store import IndexView, Store
+
+VERSION = "8.19.0"
+SHARDS = {"total": 1, "successful": 1, "failed": 0}
+SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
+INDEX_OPTION_TYPES = {"hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"}
+FIELD_TYPES = NUMERIC_TYPES | {"keyword", "date", "boolean", "dense_vector", "object"}
+ALLOWED_SETTINGS = {"number_of_shards", "number_of_replicas", "refresh_interval"}
+INVALID_INDEX_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
+
+
+def check_index_name(index: str) -> None:
+    if not index or INVALID_INDEX_CHARS.search(index) or index[0] in "_-+" or index in (".", ".."):
+        raise EsError(
+            400,
+            "invalid_index_name_exception",
+            f'Invalid index name [{index}], must be lowercase and must not contain spaces or \\/*?"<>|,#:',
+            index=index,
+        )
+
+
+def check_mappings(mappings: dict) -> None:
+    unknown = set(mappings) - {"properties", "dynamic", "_meta"}
+    if unknown:
+        raise unsupported(f"mapping options {sorted(unknown)}")
+    for name, spec in mappings.get("properties", {}).items():
+        kind = spec.get("type", "object")
+        if kind not in FIELD_TYPES:
+            raise unsupported(f"fields of type [{kind}] (field [{name}])")
+        if kind == "object":
+            check_mappings({"properties": spec.get("properties", {})})
+        if kind != "dense_vector":
+            continue
+        dims = spec.get("dims")
+        if not isinstance(dims, int) or not 1 <= dims <= 4096:
+            raise bad_request(f"[dims] of dense_vector field [{name}] must be a number from 1 to 4096")
+        if spec.get("similarity", "cosine") not in SIMILARITIES:
+            raise bad_request(f"unknown similarity [{spec.get('similarity')}] for field [{name}]")
+        if spec.get("element_type", "float") != "float" or spec.get("index") is False:
+            raise unsupported(f"dense_vector field [{name}] with element_type or index other than float/true")
+        options = spec.get("index_options", {}).get("type", "hnsw")
+        if options not in INDEX_OPTION_TYPES:
+            raise bad_request(f"unknown index_options type [{options}] for field [{name}]")
+
+
+def create_index(store: Store, index: str, body: dict) -> tuple[int, dict]:
+    check_index_name(index)
+    if set(body) - {"mappings", "settings", "aliases"} or body.get("aliases"):
+        raise unsupported(f"index creation options {sorted(set(body) - {'mappings', 'settings'})}")
+    settings = body.get("settings", {})
+    flat = {k.removeprefix("index."): v for k, v in {**settings.pop("index", {}), **settings}.items()}
+    if set(flat) - ALLOWED_SETTINGS:
+        raise unsupported(f"index settings {sorted(set(flat) - ALLOWED_SETTINGS)}")
+    mappings = body.get("mappings", {})
+    check_mappings(mappings)
+    store.create_index(index, mappings)
+    return 200, {"acknowledged": True, "shards_acknowledged": True, "index": index}
+
+
+def split_document(view: IndexView, doc_id: str, source: Any) -> tuple[dict, dict[str, np.ndarray]]:
+    """Validate a document against the mapping; return its source without vectors, and them."""
+    if not isinstance(source, dict):
+        raise parsing_error("failed to parse: the document must be a JSON object")
+    rest, vectors = {}, {}
+    for key, value in source.items():
+        column = view.columns.get(key)
+        if column is None:
+            kind = view.mappings.get("properties", {}).get(key, {}).get("type")
+            if kind in NUMERIC_TYPES or kind == "date":
+                try:
+                    [comparable(v, kind) for v in field_values(source, key)]
+                except EsError:
+                    raise parsing_error(
+                        f"failed to parse field [{key}] of type [{kind}] in document with id '{doc_id}'"
+                    ) from None
+            rest[key] = value
+            continue
+        try:
+            vector = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise parsing_error(
+                f"failed to parse field [{key}] of type [dense_vector]: expected an array of numbers"
+            ) from None
+        if vector.ndim != 1 or len(vector) != column.dims:
+            raise parsing_error(
+                f"The [dense_vector] field [{key}] in doc [document with id '{doc_id}'] has a different number of "
+                f"dimensions [{vector.size}] than defined in the mapping [{column.dims}]"
+            )
+        if not np.all(np.isfinite(vector)):
+            raise parsing_error(f"The [dense_vector] field [{key}] must contain only finite numbers")
+        if column.similarity == "cosine" and not np.any(vector):
+            raise parsing_error("The [cosine] similarity does not support vectors with zero magnitude.")
+        vectors[key] = vector
+    return rest, vectors
+
+
+def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, Any]]:
+    lines = [line for line in body.decode("utf-8").split("\n") if line.strip()]
+    actions, i = [], 0
+    while i < len(lines):
+        action_line = json.loads(lines[i])
+        if not isinstance(action_line, dict) or len(action_line) != 1:
+            raise bad_request(f"Malformed action/metadata line [{i + 1}]")
+        ((action, meta),) = action_line.items()
+        if action == "delete":
+            actions.append((action, meta, None))
+            i += 1
+            continue
+        if i + 1 >= len(lines):
+            raise bad_request(f"The bulk request must be terminated by a newline [{action}] without a source")
+        actions.append((action, meta, json.loads(lines[i + 1])))
+        i += 2
+    return [(a, {"_index": default_index, **meta}, s) for a, meta, s in actions]
+
+
+def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dict]:
+    """Every item gets its own result; valid items of one index commit in one transaction."""
+    items: list[dict] = []
+    pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
+    for action, meta, source in parse_bulk(body, default_index):
+        index, doc_id = meta.get("_index"), meta.get("_id")
+        item: dict[str, Any] = {"_index": index, "_id": doc_id}
+        items.append({action: item})
+        try:
+            if action not in ("index", "create", "delete"):
+                raise unsupported(f"the bulk action [{action}]")
+            extra = set(meta) - {"_index", "_id"}
+            if extra:
+                raise unsupported(f"bulk metadata {sorted(extra)}")
+            if not index:
+                raise bad_request("index is missing")
+            view = store.view(index)
+            if doc_id is None:
+                if action != "index":
+                    raise bad_request(f"an id is required for a [{action}] operation")
+                doc_id = item["_id"] = uuid.uuid4().hex
+            queued = {op[1] for op in pending.get(index, [])}
+            exists = doc_id in view.slot_of or doc_id in queued
+            if action == "create" and exists:
+                raise EsError(
+                    409, "version_conflict_engine_exception", f"[{doc_id}]: version conflict, document already exists"
+                )
+            if action == "delete":
+                if not exists:
+                    item.update(result="not_found", status=404, _version=1)
+                    continue
+                pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
+            else:
+                rest, vectors = split_document(view, doc_id, source)
+                pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
+                item["_exists"] = exists
+        except EsError as error:
+            item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
+    for index, ops in pending.items():
+        versions = store.write(index, [(doc_id, source, vectors) for _, doc_id, source, vectors in ops])
+        for position, doc_id, source, _ in ops:
+            item = next(iter(items[position].values()))
+            existed = item.pop("_exists", True)
+            if source is None:
+                item.update(result="deleted", status=200, _version=1)
+            else:
+                item.update(result="updated" if existed else "created", status=200 if existed else 201)
+                item["_version"] = versions[doc_id]
+            item["_shards"] = SHARDS
+    errors = any("error" in next(iter(item.values())) for item in items)
+    return 200, {"took": 0, "errors": errors, "items": items}
+
+
+def get_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, dict]:
+    view = store.view(index)
+    base = {"_index": index, "_id": doc_id}
+    if doc_id not in view.slot_of:
+        return 404, {**base, "found": False}
+    fetch_source, includes, excludes = source_filter({}, params)
+    source, version = store.fetch(index, [doc_id], with_vectors=fetch_source)[doc_id]
+    result = {**base, "_version": version, "found": True}
+    if fetch_source:
+        result["_source"] = {k: v for k, v in source.items() if keep_field(k, includes, excludes)}
+    return 200, result
+
+
+def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: bool) -> tuple[int, dict]:
+    action = "create" if create else "index"
+    meta = {"_index": index} | ({"_id": doc_id} if doc_id else {})
+    _, response = bulk(store, (json.dumps({action: meta}) + "\n" + json.dumps(body) + "\n").encode(), index)
+    item = response["items"][0][action]
+    if "error" in item:
+        raise EsError(item["status"], item["error"]["type"], item["error"]["reason"])
+    return item["status"], {k: v for k, v in item.items() if k != "status"}
+
+
+def handle(store: Store, method: str, path: str, params: dict, body: bytes | None) -> tuple[int, dict]:
+    """Route one request. Raises EsError for every refusal."""
+    parts = [p for p in path.split("/") if p]
+    payload: Any = json.loads(body) if body and not path.endswith("_bulk") else {}
+    with store.lock:
+        store.sync()
+        if not parts:
+            if method in ("GET", "HEAD"):
+                return 200, {
+                    "name": "embedded",
+                    "cluster_name": "embedded (in-process stand-in, not a cluster)",
+                    "version": {"number": VERSION, "build_flavor": "embedded"},
+                    "tagline": "You Know, for Search",
+                }
+        elif parts == ["_bulk"] and method in ("POST", "PUT"):
+            return bulk(store, body or b"", None)
+        elif len(parts) == 1 and not parts[0].startswith("_"):
+            index = parts[0]
+            if method == "PUT":
+                return create_index(store, index, payload)
+            if method == "HEAD":
+                return (200 if store.exists(index) else 404), {}
+            if method == "GET":
+                view = store.view(index)
+                settings = {"index": {"number_of_shards": "1", "number_of_replicas": "0", "uuid": view.uuid}}
+                return 200, {index: {"aliases": {}, "mappings": view.mappings, "settings": settings}}
+            if method == "DELETE":
+                store.delete_index(index)
+                return 200, {"acknowledged": True}
+        elif len(parts) == 2 and not parts[0].startswith("_"):
+            index, op = parts
+            if op == "_mapping" and method == "GET":
+                return 200, {index: {"mappings": store.view(index).mappings}}
+            if op == "_refresh" and method in ("GET", "POST"):
+                store.view(index)
+                return 200, {"_shards": SHARDS}
+            if op == "_search" and method in ("GET", "POST"):
+                return 200, run_search(store, store.view(index), payload, params)
+            if op == "_count" and method in ("GET", "POST"):
+                return 200, run_count(store, store.view(index), payload)
+            if op == "_bulk" and method in ("POST", "PUT"):
+                return bulk(store, body or b"", index)
+            if op == "_doc" and method == "POST":
+                return write_doc(store, index, None, payload, create=False)
+        elif len(parts) == 3 and parts[1] in ("_doc", "_create"):
+            index, op, doc_id = parts
+            if method in ("PUT", "POST"):
+                return write_doc(
+                    store, index, doc_id, payload, create=op == "_create" or params.get("op_type") == "create"
+                )
+            if op == "_doc" and method in ("GET", "HEAD"):
+                return get_doc(store, index, doc_id, params)
+            if op == "_doc" and method == "DELETE":
+                view = store.view(index)
+                if doc_id not in view.slot_of:
+                    return 404, {"_index": index, "_id": doc_id, "result": "not_found"}
+                store.write(index, [(doc_id, None, None)])
+                return 200, {"_index": index, "_id": doc_id, "result": "deleted", "_shards": SHARDS}
+    raise unsupported(f"[{method} /{'/'.join(parts)}]")

@@ -1,0 +1,67 @@
+"""The official client's transport, pointed at the in-process engine instead of a socket.
+
+`Elasticsearch("http://embedded", node_class=...)` then works exactly as against a cluster:
+same API, same exceptions (the client builds them from the status and error body).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
+from elastic_transport._node import NodeApiResponse
+from elasticsearch import Elasticsearch
+
+from helpers.embedded.api import handle
+from helpers.embedded.errors import EsError
+from helpers.embedded.store import Store
+
+RESPONSE_HEADERS = {
+    "content-type": "application/vnd.elasticsearch+json;compatible-with=8",
+    "x-elastic-product": "Elasticsearch",  # the client refuses responses without it
+}
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def store_for(path: Path) -> Store:
+    """One store per data folder per process, shared by every client opened on it."""
+    key = path.resolve()
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = Store(key)
+        return _stores[key]
+
+
+class EmbeddedNode(BaseNode):
+    data_path: Path  # set by `embedded_client` on a subclass
+
+    def perform_request(self, method, target, body=None, headers=None, request_timeout=None) -> NodeApiResponse:
+        started = time.perf_counter()
+        url = urlsplit(target)
+        params = dict(parse_qsl(url.query))
+        try:
+            status, payload = handle(store_for(self.data_path), method, unquote(url.path), params, body)
+        except EsError as error:
+            status, payload = error.status, error.body()
+        except json.JSONDecodeError as error:
+            status, payload = 400, EsError(400, "parse_exception", f"request body is not valid JSON: {error}").body()
+        data = b"" if method == "HEAD" else json.dumps(payload).encode()
+        meta = ApiResponseMeta(
+            status=status,
+            http_version="1.1",
+            headers=HttpHeaders(RESPONSE_HEADERS),
+            duration=time.perf_counter() - started,
+            node=self.config,
+        )
+        return NodeApiResponse(meta, data)
+
+
+def embedded_client(path: Path) -> Elasticsearch:
+    """An official client whose requests are answered by the engine storing data in `path`."""
+    node_class = type("EmbeddedNode", (EmbeddedNode,), {"data_path": Path(path)})
+    return Elasticsearch("http://embedded:9200", node_class=node_class)

@@ -1,0 +1,261 @@
+"""Durable storage for the embedded engine, and the in-memory view that search reads.
+
+SQLite (WAL mode, `synchronous=FULL`) holds indices, documents and vectors; a request is
+acknowledged only after its transaction commits, so a `kill -9` loses nothing that was
+acknowledged and never leaves half a bulk request behind. Each process keeps every index's
+vectors in one float32 matrix (rows normalised for cosine) for exact search, and drops that
+view when `PRAGMA data_version` says another process committed, so it never serves stale or
+torn data.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from helpers.embedded.errors import EsError, index_not_found
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS indices (name TEXT PRIMARY KEY, uuid TEXT NOT NULL, mappings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    idx TEXT NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL, version INTEGER NOT NULL,
+    UNIQUE (idx, id));
+CREATE TABLE IF NOT EXISTS vectors (
+    idx TEXT NOT NULL, field TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (idx, field, id)) WITHOUT ROWID;
+"""
+
+
+def vector_fields(mappings: dict) -> dict[str, dict]:
+    """Top-level `dense_vector` fields of a mapping, by name."""
+    return {n: spec for n, spec in mappings.get("properties", {}).items() if spec.get("type") == "dense_vector"}
+
+
+@dataclass
+class VectorColumn:
+    """One dense_vector field: a growable float32 matrix, one row per document slot."""
+
+    dims: int
+    similarity: str
+    matrix: np.ndarray
+    present: np.ndarray  # bool per slot: this document has a vector in this field
+
+    @classmethod
+    def empty(cls, spec: dict) -> VectorColumn:
+        dims = int(spec["dims"])
+        return cls(dims, spec.get("similarity", "cosine"), np.zeros((0, dims), np.float32), np.zeros(0, bool))
+
+    def stored_form(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine compares directions only: rows are kept unit length so search is one product."""
+        if self.similarity == "cosine":
+            return vector / np.linalg.norm(vector)
+        return vector
+
+
+@dataclass
+class IndexView:
+    """What search needs of one index, in memory: slots in insertion order."""
+
+    name: str
+    uuid: str
+    mappings: dict
+    ids: list[str] = field(default_factory=list)
+    slot_of: dict[str, int] = field(default_factory=dict)
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    columns: dict[str, VectorColumn] = field(default_factory=dict)
+    sources: list[dict | None] | None = None  # loaded on first need (filters, non-kNN queries)
+
+    def grow_to(self, size: int) -> None:
+        capacity = len(self.live)
+        if size <= capacity:
+            return
+        new_capacity = max(size, 2 * capacity, 64)
+        self.live = np.concatenate([self.live, np.zeros(new_capacity - capacity, bool)])
+        for column in self.columns.values():
+            extra = new_capacity - capacity
+            column.matrix = np.concatenate([column.matrix, np.zeros((extra, column.dims), np.float32)])
+            column.present = np.concatenate([column.present, np.zeros(extra, bool)])
+        if self.sources is not None:
+            self.sources.extend([None] * (new_capacity - capacity))
+
+    def put(self, doc_id: str, source: dict, vectors: dict[str, np.ndarray]) -> None:
+        slot = self.slot_of.get(doc_id)
+        if slot is None:
+            slot = len(self.ids)
+            self.grow_to(slot + 1)
+            self.ids.append(doc_id)
+            self.slot_of[doc_id] = slot
+        self.live[slot] = True
+        for name, column in self.columns.items():
+            column.present[slot] = name in vectors
+            if name in vectors:
+                column.matrix[slot] = column.stored_form(vectors[name])
+        if self.sources is not None:
+            self.sources[slot] = source
+
+    def remove(self, doc_id: str) -> None:
+        slot = self.slot_of.pop(doc_id)
+        self.live[slot] = False
+        for column in self.columns.values():
+            column.present[slot] = False
+        if self.sources is not None:
+            self.sources[slot] = None
+
+    @property
+    def count(self) -> int:
+        return len(self.slot_of)
+
+
+class Store:
+    """One data folder. Thread-safe within a process; safe across processes through SQLite."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path / "engine.sqlite", check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        self.views: dict[str, IndexView] = {}
+        self.data_version = self._data_version()
+
+    def _data_version(self) -> int:
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def sync(self) -> None:
+        """Forget in-memory views if another process committed since we last looked."""
+        version = self._data_version()
+        if version != self.data_version:
+            self.views.clear()
+            self.data_version = version
+
+    # --- indices -------------------------------------------------------------------------
+
+    def index_names(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM indices ORDER BY name")]
+
+    def exists(self, index: str) -> bool:
+        return self.db.execute("SELECT 1 FROM indices WHERE name = ?", (index,)).fetchone() is not None
+
+    def create_index(self, index: str, mappings: dict) -> str:
+        index_uuid = uuid.uuid4().hex[:22]
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("INSERT INTO indices VALUES (?, ?, ?)", (index, index_uuid, json.dumps(mappings)))
+        except sqlite3.IntegrityError:
+            existing = self.view(index).uuid
+            raise EsError(
+                400,
+                "resource_already_exists_exception",
+                f"index [{index}/{existing}] already exists",
+                index_uuid=existing,
+                index=index,
+            ) from None
+        return index_uuid
+
+    def delete_index(self, index: str) -> None:
+        self.view(index)  # 404 if missing
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table in ("indices", "docs", "vectors"):
+                column = "name" if table == "indices" else "idx"
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (index,))
+        self.views.pop(index, None)
+
+    def view(self, index: str) -> IndexView:
+        """The in-memory view of an index, loading it from SQLite on first use."""
+        if index in self.views:
+            return self.views[index]
+        row = self.db.execute("SELECT uuid, mappings FROM indices WHERE name = ?", (index,)).fetchone()
+        if row is None:
+            raise index_not_found(index)
+        view = IndexView(index, row[0], json.loads(row[1]))
+        view.columns = {name: VectorColumn.empty(spec) for name, spec in vector_fields(view.mappings).items()}
+        ids = [r[0] for r in self.db.execute("SELECT id FROM docs WHERE idx = ? ORDER BY rowid", (index,))]
+        view.ids, view.slot_of = ids, {doc_id: i for i, doc_id in enumerate(ids)}
+        view.grow_to(len(ids))
+        view.live[: len(ids)] = True
+        for name, column in view.columns.items():
+            rows = self.db.execute("SELECT id, data FROM vectors WHERE idx = ? AND field = ?", (index, name))
+            for doc_id, blob in rows:
+                slot = view.slot_of.get(doc_id)
+                if slot is not None:
+                    column.matrix[slot] = np.frombuffer(blob, np.float32)
+                    column.present[slot] = True
+            if column.similarity == "cosine":
+                norms = np.linalg.norm(column.matrix, axis=1, keepdims=True)
+                np.divide(column.matrix, norms, out=column.matrix, where=norms > 0)
+        self.views[index] = view
+        return view
+
+    def sources(self, view: IndexView) -> list[dict | None]:
+        """Every live document's source (vectors left out), by slot; loaded once per view."""
+        if view.sources is None:
+            sources: list[dict | None] = [None] * len(view.live)
+            rows = self.db.execute("SELECT id, source FROM docs WHERE idx = ?", (view.name,))
+            for doc_id, text in rows:
+                slot = view.slot_of.get(doc_id)
+                if slot is not None:
+                    sources[slot] = json.loads(text)
+            view.sources = sources
+        return view.sources
+
+    # --- documents -----------------------------------------------------------------------
+
+    def fetch(self, index: str, ids: list[str], with_vectors: bool) -> dict[str, tuple[dict, int]]:
+        """Stored sources (with vectors put back when asked) and versions, by id."""
+        found: dict[str, tuple[dict, int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT id, source, version FROM docs WHERE idx = ? AND id IN ({marks})", [index, *chunk]
+            )
+            found.update((doc_id, (json.loads(text), version)) for doc_id, text, version in rows)
+            if with_vectors:
+                rows = self.db.execute(
+                    f"SELECT id, field, data FROM vectors WHERE idx = ? AND id IN ({marks})", [index, *chunk]
+                )
+                for doc_id, name, blob in rows:
+                    found[doc_id][0][name] = np.frombuffer(blob, np.float32).tolist()
+        return found
+
+    def write(self, index: str, ops: list[tuple[str, dict | None, dict[str, np.ndarray] | None]]) -> dict[str, int]:
+        """Apply (id, source without vectors, vectors) puts, and (id, None, None) deletions, in
+        order and in one transaction. Returns each touched id's new version (0: deleted)."""
+        view = self.view(index)
+        versions: dict[str, int] = {}
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for doc_id, source, vectors in ops:
+                self.db.execute("DELETE FROM vectors WHERE idx = ? AND id = ?", (index, doc_id))
+                if source is None:
+                    self.db.execute("DELETE FROM docs WHERE idx = ? AND id = ?", (index, doc_id))
+                    versions[doc_id] = 0
+                    continue
+                self.db.execute(
+                    "INSERT INTO docs (idx, id, source, version) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (idx, id) DO UPDATE SET source = excluded.source, version = version + 1",
+                    (index, doc_id, json.dumps(source)),
+                )
+                self.db.executemany(
+                    "INSERT INTO vectors VALUES (?, ?, ?, ?)",
+                    [(index, name, doc_id, v.astype(np.float32).tobytes()) for name, v in (vectors or {}).items()],
+                )
+                row = self.db.execute("SELECT version FROM docs WHERE idx = ? AND id = ?", (index, doc_id)).fetchone()
+                versions[doc_id] = row[0]
+        # Committed: only now may searches in this process see it.
+        for doc_id, source, vectors in ops:
+            if source is not None:
+                view.put(doc_id, source, vectors or {})
+            elif doc_id in view.slot_of:
+                view.remove(doc_id)
+        return versions
