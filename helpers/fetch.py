@@ -1,0 +1,38 @@
+"""Load a query image from a URL safely: http(s) only, bounded size and time, checked content."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+from urllib.parse import urlsplit
+
+from PIL import Image, UnidentifiedImageError
+
+MAX_BYTES = 20 * 1024 * 1024
+TIMEOUT_S = 15
+
+
+class ImageFetchError(ValueError):
+    """The URL did not give an image; the message says why."""
+
+
+def is_url(text: str) -> bool:
+    return "://" in text
+
+
+def fetch_image(url: str, max_bytes: int = MAX_BYTES, timeout: float = TIMEOUT_S) -> Image.Image:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ImageFetchError(f"only http(s) image URLs are accepted, not {urlsplit(url).scheme}://")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read(max_bytes + 1)
+    except OSError as error:
+        raise ImageFetchError(f"could not fetch {url}: {getattr(error, 'reason', error)}") from None
+    if len(data) > max_bytes:
+        raise ImageFetchError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ImageFetchError(f"{url} is not an image PIL can read ({error})") from None
+    return image
