@@ -75,6 +75,102 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_hits(title: str, hits: list) -> None:
+    print(f"\n{title}")
+    if not hits:
+        print("  no image scored above the floor: nothing relevant")
+    for rank, hit in enumerate(hits, 1):
+        labels = ", ".join(hit.labels) or "-"
+        print(f"  {rank:>2}. {hit.score:.4f}  {hit.filename}  [{labels}]  id={hit.id[:12]}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from helpers.clip import ClipEmbedder
+    from helpers.connect import connect
+    from helpers.indexing import index_folder
+
+    root = Path(args.path)
+    if not root.exists():
+        raise UsageError(f"{root} does not exist: pass a folder of images or one image file")
+    settings = load_settings()
+    index = args.index or settings.index_name
+    es = connect(settings, quiet=args.json)
+    report = index_folder(
+        es, ClipEmbedder(settings.clip_model), root, index, recreate=args.recreate, progress=not args.json
+    )
+    lines = [f"{report.indexed} images in index {index!r} ({report.new} new), {len(report.skipped)} skipped"]
+    lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
+    emit(report.as_json(), args.json, "\n".join(lines))
+    return 1 if report.skipped else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from helpers import search
+    from helpers.clip import ClipEmbedder
+    from helpers.connect import connect
+
+    if not 1 <= args.k <= 10_000:
+        raise UsageError("--k must be between 1 and 10000")
+    settings = load_settings()
+    index = args.index or settings.index_name
+    es = connect(settings, quiet=args.json)
+    options = {"k": args.k, "labels": args.label, "min_similarity": args.min_score}
+    if args.similar_to:
+        hits = search.search_similar(es, index, args.similar_to, **options)
+        title = f"more like {args.similar_to[:12]}"
+    else:
+        embedder = ClipEmbedder(settings.clip_model)
+        if args.text is not None:
+            hits, title = search.search_text(es, embedder, index, args.text, **options), f"text: {args.text!r}"
+        else:
+            if not search.is_url(args.image) and not Path(args.image).is_file():
+                raise UsageError(f"{args.image} is not a file or an http(s) URL")
+            hits, title = search.search_image(es, embedder, index, args.image, **options), f"image: {args.image}"
+    if args.json:
+        emit([hit.as_json() for hit in hits], True, "")
+    else:
+        print_hits(title, hits)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import search
+    from helpers.clip import ClipEmbedder
+    from helpers.connect import connect
+    from helpers.demo import choose_workspace
+    from helpers.display import result_grid
+    from helpers.indexing import index_folder
+
+    settings = load_settings()
+    workspace = choose_workspace(settings)
+    embedder = ClipEmbedder(workspace.model)
+    es = connect(settings)
+    report = index_folder(es, embedder, workspace.data_dir, settings.index_name)
+    print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {len(report.skipped)} skipped)")
+
+    text_hits = search.search_text(es, embedder, settings.index_name, workspace.text_query, k=5)
+    print_hits(f"Text query {workspace.text_query!r}:", text_hits)
+    query_image = sorted((workspace.data_dir).rglob("*.jpg"))[0]
+    image_hits = search.search_image(es, embedder, settings.index_name, query_image, k=5)
+    print_hits(
+        f"Image query {query_image.relative_to(workspace.data_dir)} (the same picture should come first):", image_hits
+    )
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [(f"text: {workspace.text_query!r}", text_hits), (f"image: {query_image.name}", image_hits)]
+    figure = result_grid(rows, workspace.data_dir)
+    if workspace.is_stand_in:
+        figure.suptitle("demo model and demo data (offline stand-ins, not CLIP on COCO 128)", fontsize=9, y=1.0)
+    figure.savefig(out, dpi=100, bbox_inches="tight")
+    shown = out.resolve().relative_to(Path.cwd()) if out.resolve().is_relative_to(Path.cwd()) else out
+    print(f"\nResult grid (PNG): {shown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,16 +197,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("index", help="embed a folder of images and bulk-index it")
+    p.add_argument("path", help="folder of images (searched recursively) or one image")
+    p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
+    p.add_argument("--recreate", action="store_true", help="delete and re-create the index first")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("search", help="kNN search by text, image, or an indexed image")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text", help="a text prompt")
+    query.add_argument("--image", help="an image file or an http(s) URL")
+    query.add_argument("--similar-to", metavar="ID", help="an indexed image's id: more like this")
+    p.add_argument("--k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("--label", action="append", help="only images with this label (repeat: all of them)")
+    p.add_argument("--min-score", type=float, help="similarity floor (cosine): fewer hits when nothing is close")
+    p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
+    p.add_argument("--json", action="store_true", help="print a JSON list of hits as the last line")
+    p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("demo", help="the main job: data, embeddings, index, a text and an image query")
+    p.add_argument("--out", default=str(DATA_DIR / "results" / "demo.png"), help="where to write the result grid")
+    p.set_defaults(run=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from helpers.coco import DatasetUnavailable
+    from helpers.fetch import ImageFetchError
+    from helpers.mapping import IndexMismatch
+    from helpers.search import DocumentNotFound
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, DatasetUnavailable) as error:
+    except (UsageError, DatasetUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError) as error:
         print(f"error: {scrub(str(error), load_settings())}", file=sys.stderr)
         return 2
 

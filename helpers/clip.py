@@ -107,10 +107,12 @@ class ClipEmbedder:
     def __init__(self, model_id: str, cache_path: Path | None = DEFAULT_EMBEDDING_CACHE) -> None:
         self.model_id = model_id_for(model_id)
         prepare_inference(self.model_id)
-        from inference.models import Clip
+        # Inference's import warns about its optional extras, and onnxruntime about every GPU
+        # provider a CPU lacks: noise for a learner, so silenced here and only here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from inference.models import Clip
 
-        with warnings.catch_warnings():  # onnxruntime lists every GPU provider it lacks on a CPU
-            warnings.filterwarnings("ignore", message="Specified provider")
             self.model = Clip(model_id=self.model_id)
         self.cache = EmbeddingCache(cache_path, self.model_id) if cache_path else None
         self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured, never assumed
