@@ -1,8 +1,16 @@
-"""One contract, two backends: the embedded engine always, a real cluster whenever
-ELASTICSEARCH_URL is set. Through the official client both must give the same hits, the same
-scores (Elasticsearch's cosine score, (1 + cos) / 2) and the same errors."""
+"""One contract, three backends: the embedded engine; a real cluster whenever
+ELASTICSEARCH_URL is set; and noida-db, an independent implementation of the Elasticsearch
+API that the suite starts on 127.0.0.1 itself, so a second server is checked on every run.
+Through the official client all must give the same hits, the same scores (Elasticsearch's
+cosine score, (1 + cos) / 2) and the same errors."""
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +31,45 @@ DOCS = 80
 LABELS = ["cat", "dog", "cup"]
 
 
-@pytest.fixture(params=["embedded", "cluster"])
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def peer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """noida-db on a free loopback port for this test run, stopped afterwards."""
+    binary = Path(sys.executable).parent / "noida-db"
+    if not binary.exists():
+        pytest.skip("peer leg: noida-db is not installed (requirements-dev.txt installs it)")
+    port = free_port()
+    command = [str(binary), "start", "--data-dir", str(tmp_path_factory.mktemp("noida")), "--host", "127.0.0.1"]
+    command += ["--only", "elasticsearch", "--elasticsearch-port", str(port)]
+    # Its own process group: the launcher script starts the server binary as a child.
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        os.killpg(server.pid, signal.SIGKILL)
+        pytest.skip(f"peer leg: noida-db did not start on {url}")
+    yield url
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=10)
+
+
+@pytest.fixture(params=["embedded", "peer", "cluster"])
 def es(request, tmp_path: Path) -> Elasticsearch:
     if request.param == "embedded":
         return embedded_client(tmp_path / "engine")
+    if request.param == "peer":
+        return Elasticsearch(request.getfixturevalue("peer_url"), request_timeout=30)
     if not os.environ.get("ELASTICSEARCH_URL"):
         pytest.skip("cluster leg: set ELASTICSEARCH_URL (see README, 'Contract tests against a cluster') to run it")
     return connect(load_settings(), quiet=True)
