@@ -23,8 +23,9 @@ MAX_NUM_CANDIDATES = 10_000
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}
 
 
-def raw_similarity(column, query: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    rows = column.matrix[slots]
+def raw_similarity(column, query: np.ndarray, used: int) -> np.ndarray:
+    """Raw similarity of every used slot: one pass over the matrix, no copy of it."""
+    rows = column.matrix[:used]
     if column.similarity == "cosine":
         return rows @ (query / np.linalg.norm(query))
     if column.similarity == "l2_norm":
@@ -65,20 +66,25 @@ def knn_hits(view: IndexView, matcher: Matcher, clause: dict, default_k: int) ->
         )
     if column.similarity == "cosine" and not np.any(query):
         raise bad_request("The [cosine] similarity does not support vectors with zero magnitude.")
-    eligible = view.live & column.present
+    used = len(view.ids)
+    eligible = view.live[:used] & column.present[:used]
     filters = clause.get("filter", [])
     for f in filters if isinstance(filters, list) else [filters]:
-        eligible &= matcher.evaluate(f)[0]
-    slots = np.flatnonzero(eligible)
-    raw = raw_similarity(column, query, slots)
+        eligible &= matcher.evaluate(f)[0][:used]
+    raw = raw_similarity(column, query, used)
     if "similarity" in clause:
         floor = float(clause["similarity"])
-        keep = raw <= floor if column.similarity == "l2_norm" else raw >= floor
-        slots, raw = slots[keep], raw[keep]
-    scores = score_of(column.similarity, raw).astype(np.float32)
-    if len(slots) > k:
-        top = np.argpartition(-scores, k - 1)[:k]
-        slots, scores = slots[top], scores[top]
+        eligible &= raw <= floor if column.similarity == "l2_norm" else raw >= floor
+    # The score is monotonic in the raw similarity: pick the top k first, score only those.
+    cost = raw if column.similarity == "l2_norm" else -raw
+    eligible_count = int(eligible.sum())
+    if eligible_count < used:
+        cost = np.where(eligible, cost, np.inf)
+    take = min(k, eligible_count)
+    if take == 0:
+        return {}
+    slots = np.argpartition(cost, take - 1)[:take]
+    scores = score_of(column.similarity, raw[slots]).astype(np.float32)
     boost = float(clause.get("boost", 1.0))
     return {int(s): float(v) * boost for s, v in zip(slots, scores)}
 
@@ -167,10 +173,12 @@ def render_hits(store: Store, view: IndexView, page: list[tuple[int, float]], bo
     vector_names = set(view.columns)
     wanted_vectors = fetch_source and any(keep_field(n, includes, excludes) for n in vector_names)
     ids = [view.ids[slot] for slot, _ in page]
-    stored = store.fetch(view.name, ids, with_vectors=wanted_vectors or bool(vector_names & set(fields)))
+    needs_documents = fetch_source or bool(fields)
+    with_vectors = wanted_vectors or bool(vector_names & set(fields))
+    stored = store.fetch(view.name, ids, with_vectors) if needs_documents else {}
     hits = []
     for (_, score), doc_id in zip(page, ids):
-        source = stored[doc_id][0]
+        source = stored[doc_id][0] if needs_documents else {}
         hit: dict[str, Any] = {"_index": view.name, "_id": doc_id, "_score": score}
         if fetch_source:
             hit["_source"] = {k: v for k, v in source.items() if keep_field(k, includes, excludes)}

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS docs (
     UNIQUE (idx, id));
 CREATE TABLE IF NOT EXISTS vectors (
     idx TEXT NOT NULL, field TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (idx, field, id)) WITHOUT ROWID;
+    PRIMARY KEY (idx, id, field)) WITHOUT ROWID;
 """
 
 
