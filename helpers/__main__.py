@@ -59,11 +59,11 @@ def load_records(data: Path) -> list:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from helpers.clip import ClipEmbedder
+    from helpers.clip import embedder_for
     from helpers.evaluate import evaluate
 
     records = load_records(Path(args.data))
-    embedder = ClipEmbedder(args.model or load_settings().clip_model)
+    embedder = embedder_for(load_settings(), args.model)
     result = evaluate(embedder, records, k=args.k)
     k = args.k
     human = (
@@ -85,7 +85,7 @@ def print_hits(title: str, hits: list) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from helpers.clip import ClipEmbedder
+    from helpers.clip import embedder_for
     from helpers.connect import connect
     from helpers.indexing import index_folder
 
@@ -95,9 +95,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = load_settings()
     index = args.index or settings.index_name
     es = connect(settings, quiet=args.json)
-    report = index_folder(
-        es, ClipEmbedder(settings.clip_model), root, index, recreate=args.recreate, progress=not args.json
-    )
+    report = index_folder(es, embedder_for(settings), root, index, recreate=args.recreate, progress=not args.json)
     lines = [f"{report.indexed} images in index {index!r} ({report.new} new), {len(report.skipped)} skipped"]
     lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
     emit(report.as_json(), args.json, "\n".join(lines))
@@ -106,7 +104,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from helpers import search
-    from helpers.clip import ClipEmbedder
+    from helpers.clip import embedder_for
     from helpers.connect import connect
 
     if not 1 <= args.k <= 10_000:
@@ -119,7 +117,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         hits = search.search_similar(es, index, args.similar_to, **options)
         title = f"more like {args.similar_to[:12]}"
     else:
-        embedder = ClipEmbedder(settings.clip_model)
+        embedder = embedder_for(settings)
         if args.text is not None:
             hits, title = search.search_text(es, embedder, index, args.text, **options), f"text: {args.text!r}"
         else:
@@ -138,7 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from helpers import search
-    from helpers.clip import ClipEmbedder
+    from helpers.clip import embedder_for
     from helpers.connect import connect
     from helpers.demo import choose_workspace
     from helpers.display import result_grid
@@ -146,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     workspace = choose_workspace(settings)
-    embedder = ClipEmbedder(workspace.model)
+    embedder = embedder_for(settings, workspace.model)
     es = connect(settings)
     report = index_folder(es, embedder, workspace.data_dir, settings.index_name)
     print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {len(report.skipped)} skipped)")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from helpers.config import DATA_DIR, PROJECT_ROOT
+from helpers.config import DATA_DIR, PROJECT_ROOT, Settings
 from helpers.embedding_cache import EmbeddingCache
 
 MAX_BATCH = 8  # Inference refuses longer lists in one embed_image call
@@ -101,10 +101,18 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def embedder_for(settings: Settings, model: str | None = None) -> ClipEmbedder:
+    """The embedder for `model` (default: the configured CLIP_MODEL), with the Roboflow key."""
+    key = settings.roboflow_api_key.reveal() if settings.roboflow_api_key else None
+    return ClipEmbedder(model or settings.clip_model, api_key=key)
+
+
 class ClipEmbedder:
     """One loaded CLIP model (two ONNX sessions) and its embedding cache."""
 
-    def __init__(self, model_id: str, cache_path: Path | None = DEFAULT_EMBEDDING_CACHE) -> None:
+    def __init__(
+        self, model_id: str, cache_path: Path | None = DEFAULT_EMBEDDING_CACHE, api_key: str | None = None
+    ) -> None:
         self.model_id = model_id_for(model_id)
         prepare_inference(self.model_id)
         # Inference's import warns about its optional extras, and onnxruntime about every GPU
@@ -113,7 +121,9 @@ class ClipEmbedder:
             warnings.simplefilter("ignore")
             from inference.models import Clip
 
-            self.model = Clip(model_id=self.model_id)
+            # Inference reads ROBOFLOW_API_KEY from the environment only; a key that came from
+            # .env or Colab secrets is passed on explicitly.
+            self.model = Clip(model_id=self.model_id, api_key=api_key)
         self.cache = EmbeddingCache(cache_path, self.model_id) if cache_path else None
         self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured, never assumed
         if self.is_stand_in:

@@ -102,3 +102,17 @@ def test_prompt_prefers_the_image_it_describes(embedder: ClipEmbedder, demo_set:
     query = embedder.embed_texts(["a red circle"])[0]
     vectors = embedder.embed_files([with_red_circle.path, without.path], [with_red_circle.sha256, without.sha256])
     assert vectors[0] @ query > vectors[1] @ query
+
+
+def test_roboflow_key_from_settings_reaches_inference(monkeypatch) -> None:
+    """Inference reads the key from the environment only; one from .env or Colab is passed on."""
+    import inference.models
+
+    from helpers.clip import embedder_for
+    from helpers.config import Secret, Settings
+
+    seen = {}
+    real = inference.models.Clip
+    monkeypatch.setattr(inference.models, "Clip", lambda **kw: seen.update(kw) or real(model_id=kw["model_id"]))
+    embedder_for(Settings(roboflow_api_key=Secret("rf-secret"), clip_model="demo"))
+    assert seen == {"model_id": "clip/demo", "api_key": "rf-secret"}
