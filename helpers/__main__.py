@@ -76,12 +76,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def print_hits(title: str, hits: list) -> None:
-    print(f"\n{title}")
-    if not hits:
-        print("  no image scored above the floor: nothing relevant")
-    for rank, hit in enumerate(hits, 1):
-        labels = ", ".join(hit.labels) or "-"
-        print(f"  {rank:>2}. {hit.score:.4f}  {hit.filename}  [{labels}]  id={hit.id[:12]}")
+    from helpers.search import format_hits
+
+    print(f"\n{title}\n{format_hits(hits)}")
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -144,11 +144,11 @@ def lookup(
     dotenv: Mapping[str, str],
     colab: Callable[[str], str | None] = read_colab_secret,
 ) -> str | None:
-    """The first non-empty value of `name`: environment, then `.env`, then Colab secrets."""
-    for value in (environ.get(name), dotenv.get(name)):
-        if value:
-            return value
-    return colab(name)
+    """The value of `name` from the environment, else `.env`, else Colab secrets. A variable
+    set to "" in the environment means "unset" and hides the others (to switch a cluster off)."""
+    if name in environ:
+        return environ[name] or None
+    return dotenv.get(name) or colab(name)
 
 
 def load_settings(
@@ -181,7 +181,8 @@ def load_settings(
         roboflow_api_key=secret("ROBOFLOW_API_KEY"),
         clip_model=values["CLIP_MODEL"] or DEFAULT_CLIP_MODEL,
         index_name=values["INDEX_NAME"] or DEFAULT_INDEX_NAME,
-        embedded_es_path=Path(embedded_path) if embedded_path else DATA_DIR / "embedded-es",
+        # Relative to the project, not the working directory: notebooks run from notebooks/.
+        embedded_es_path=PROJECT_ROOT / embedded_path if embedded_path else DATA_DIR / "embedded-es",
     )
 
 

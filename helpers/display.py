@@ -14,7 +14,7 @@ from helpers.search import Hit
 def result_grid(rows: list[tuple[str, list[Hit]]], image_root: Path, columns: int = 5) -> Figure:
     """One row per query: its label on the left, then up to `columns` hits, best first.
     Hits whose file is not on this machine (a shared cluster) show a note instead."""
-    figure, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.9 * len(rows)), squeeze=False)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.7 * len(rows)), squeeze=False)
     for row, (query, hits) in enumerate(rows):
         for column, ax in enumerate(axes[row]):
             ax.set_axis_off()
@@ -32,5 +32,5 @@ def result_grid(rows: list[tuple[str, list[Hit]]], image_root: Path, columns: in
         axes[row][0].annotate(
             query, xy=(0, 1.32), xycoords="axes fraction", fontsize=10, fontweight="bold", annotation_clip=False
         )
-    figure.tight_layout(h_pad=2.5)
+    figure.tight_layout(h_pad=1.2)
     return figure

@@ -37,6 +37,17 @@ class Hit:
         return {"id": self.id, "filename": self.filename, "score": round(self.score, 6), "labels": list(self.labels)}
 
 
+def format_hits(hits: list[Hit]) -> str:
+    """One line per hit: rank, score, file, labels, and the id to use with `--similar-to`."""
+    if not hits:
+        return "  no image scored above the floor: nothing relevant"
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        labels = ", ".join(hit.labels) or "-"
+        lines.append(f"  {rank:>2}. {hit.score:.4f}  {hit.filename}  [{labels}]  id={hit.id[:12]}")
+    return "\n".join(lines)
+
+
 def default_num_candidates(k: int) -> int:
     """10 × k (at least 100, at most Elasticsearch's 10,000): HNSW recall is near-exact
     there, and the cost stays small."""

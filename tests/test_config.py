@@ -20,11 +20,27 @@ def test_environment_wins_over_dotenv_and_colab(tmp_path: Path) -> None:
     assert settings.elastic_username == "colab-ELASTIC_USERNAME"  # Colab fills the rest
 
 
+def test_an_empty_environment_variable_hides_the_dotenv_value(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ELASTICSEARCH_URL=https://cluster:9200\n")
+    settings = load_settings(environ={"ELASTICSEARCH_URL": ""}, dotenv_path=dotenv, colab=no_colab)
+    assert settings.elasticsearch_url is None and not settings.uses_cluster
+
+
 def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
     settings = load_settings(environ={}, dotenv_path=tmp_path / "missing.env", colab=no_colab)
     assert settings.clip_model == "clip/ViT-B-16"
     assert settings.elasticsearch_url is None and not settings.uses_cluster
     assert settings.embedded_es_path.name == "embedded-es"
+
+
+def test_relative_engine_path_is_relative_to_the_project(tmp_path: Path) -> None:
+    from helpers.config import PROJECT_ROOT
+
+    settings = load_settings(environ={"EMBEDDED_ES_PATH": "data/x"}, dotenv_path=tmp_path / "none", colab=no_colab)
+    assert settings.embedded_es_path == PROJECT_ROOT / "data" / "x"
+    absolute = load_settings(environ={"EMBEDDED_ES_PATH": str(tmp_path)}, dotenv_path=tmp_path / "n", colab=no_colab)
+    assert absolute.embedded_es_path == tmp_path
 
 
 def test_secrets_never_show_in_repr_or_str(tmp_path: Path) -> None:

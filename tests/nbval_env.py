@@ -1,0 +1,66 @@
+"""The notebooks' regression run: offline stand-ins, the embedded engine, a store of its own.
+
+Loaded as a pytest plugin (pyproject.toml): each notebook's kernel starts with
+`NOTEBOOK_ENV`, so `make test` never touches a user's cluster or index, and its checked
+outputs do not depend on the network. `python -m tests.nbval_env` re-executes the notebooks
+in the same environment and stores their outputs (`make notebooks`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+from helpers.config import DATA_DIR, PROJECT_ROOT
+
+ENGINE_DIR = DATA_DIR / "nbval-engine"
+NOTEBOOK_ENV = {
+    "CLIP_MODEL": "demo",
+    "ELASTICSEARCH_URL": "",  # empty hides a cluster configured in the environment or .env
+    "ELASTIC_CLOUD_ID": "",
+    "EMBEDDED_ES_PATH": str(ENGINE_DIR.relative_to(PROJECT_ROOT)),
+    "INDEX_NAME": "images",
+    "PYTHONHASHSEED": "0",
+}
+_saved_env: dict[str, str] = {}
+
+
+def enter() -> None:
+    """Start from an empty store, as a learner on a fresh clone does."""
+    shutil.rmtree(ENGINE_DIR, ignore_errors=True)
+    _saved_env.update(os.environ)
+    os.environ.update(NOTEBOOK_ENV)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the first notebook cell's kernel starts: switch to the notebook environment."""
+    if item.path.suffix == ".ipynb" and not _saved_env:
+        enter()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _saved_env:
+        os.environ.clear()
+        os.environ.update(_saved_env)
+
+
+def execute_in_place() -> None:
+    """Run every notebook in order, each in a fresh kernel, and store the outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    enter()
+    for path in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+        nbformat.write(notebook, path)
+        print(f"executed {path.relative_to(PROJECT_ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    os.chdir(PROJECT_ROOT)
+    execute_in_place()

@@ -1,0 +1,113 @@
+"""The notebooks as documents: structure, Colab bootstrap, and what their outputs may hold.
+(Their cells are executed and checked by nbval in the same `make test` run.)"""
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import helpers.colab
+from helpers.colab import COLAB_PROJECT_DIR, REPOSITORY_URL, badge_url, colab_requirements
+from helpers.config import PROJECT_ROOT, SECRET_NAMES
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+MACHINE_PATHS = re.compile(r"/work/|/root/|/home/\w+|/tmp/\w|/private/var/|[A-Z]:\\\\Users")
+CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@|ApiKey [A-Za-z0-9+/=]{8,}|(api_key|password)['\"]?\s*[:=]\s*['\"]\w")
+
+
+def cells(path: Path) -> list:
+    return nbformat.read(path, as_version=4).cells
+
+
+def outputs_text(path: Path) -> str:
+    texts = []
+    for cell in cells(path):
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", ""))
+            texts += [v for k, v in output.get("data", {}).items() if k.startswith("text/")]
+            texts += output.get("traceback", [])
+    return "\n".join(t if isinstance(t, str) else "".join(t) for t in texts)
+
+
+def test_the_guide_has_four_notebooks_in_order() -> None:
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_is_introduced_and_short(path: Path) -> None:
+    all_cells = cells(path)
+    first = all_cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert "What you will do" in first.source and "What you need" in first.source
+    for before, cell in itertools.pairwise(all_cells):
+        if cell.cell_type == "code":
+            assert before.cell_type == "markdown", f"code cell without an introduction: {cell.source[:60]!r}"
+            heading, *prose = before.source.split("\n", 1)
+            assert heading.startswith("## ") and prose and prose[0].strip(), f"no heading and sentence: {heading!r}"
+            assert len(cell.source.splitlines()) <= 16 or "Colab bootstrap" in cell.source
+    assert all_cells[-2].source.startswith("## Clean up") and "es.close()" in all_cells[-1].source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_bootstraps_colab_from_the_one_url(path: Path) -> None:
+    bootstrap = next(c for c in cells(path) if c.cell_type == "code").source
+    assert f'REPOSITORY_URL = "{REPOSITORY_URL}"' in bootstrap
+    assert f'COLAB_PROJECT_DIR = "{COLAB_PROJECT_DIR}"' in bootstrap
+
+
+def test_readme_links_every_notebook_to_colab() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert badge_url(path.name) in readme, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_hold_no_secrets_or_machine_paths(path: Path) -> None:
+    text = outputs_text(path)
+    assert text.strip(), "the notebook was committed without outputs: run `make notebooks`"
+    assert not MACHINE_PATHS.search(text), MACHINE_PATHS.search(text).group(0)
+    assert not CREDENTIALS.search(text)
+    for name in SECRET_NAMES:
+        if os.environ.get(name):
+            assert os.environ[name] not in text
+    assert all(c.get("outputs", []) == [] or "error" not in {o["output_type"] for o in c.outputs} for c in cells(path))
+
+
+def test_bootstrap_clones_and_installs_on_colab_only(tmp_path: Path, monkeypatch) -> None:
+    """Fake Colab: the first cell clones the project (from a local path instead of GitHub)
+    and installs its requirements; without Colab it does nothing."""
+    if not (PROJECT_ROOT / ".git").exists():
+        pytest.skip("the bootstrap test clones this checkout, and this copy is not a git checkout")
+    source = next(c for c in cells(NOTEBOOKS[0]) if c.cell_type == "code").source
+    target = tmp_path / "project"
+    source = source.replace(REPOSITORY_URL, str(PROJECT_ROOT)).replace(COLAB_PROJECT_DIR, str(target))
+    installs = []
+    monkeypatch.setattr(helpers.colab, "install_requirements", lambda: installs.append(os.getcwd()))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    exec(compile(source, "bootstrap", "exec"), {})  # not on Colab
+    assert not target.exists() and installs == []
+
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(compile(source, "bootstrap", "exec"), {})
+    assert (target / "helpers" / "__init__.py").is_file() and (target / "requirements.txt").is_file()
+    assert installs == [str(target)] and sys.path[0] == str(target)
+    head = subprocess.run(["git", "-C", str(target), "log", "-1", "--format=%H"], capture_output=True, text=True)
+    assert head.returncode == 0
+
+    exec(compile(source, "bootstrap", "exec"), {})  # a second notebook: no second clone
+    assert installs == [str(target), str(target)]
+
+
+def test_colab_keeps_its_own_torch() -> None:
+    requirements = colab_requirements(PROJECT_ROOT / "requirements.txt")
+    assert not any(r.startswith(("torch==", "torchvision==")) for r in requirements)
+    assert "inference==1.8.3" in requirements and "elasticsearch==8.19.3" in requirements
