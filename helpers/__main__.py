@@ -219,17 +219,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
     from helpers.coco import DatasetUnavailable
+    from helpers.connect import ClusterError, explain
     from helpers.fetch import ImageFetchError
     from helpers.mapping import IndexMismatch
     from helpers.search import DocumentNotFound
 
     args = build_parser().parse_args(argv)
+    settings = load_settings()
+    known = (UsageError, DatasetUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError, ClusterError)
     try:
         return args.run(args)
-    except (UsageError, DatasetUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError) as error:
-        print(f"error: {scrub(str(error), load_settings())}", file=sys.stderr)
-        return 2
+    except known as error:
+        message = str(error)
+    except (ApiError, TransportError) as error:
+        message = explain(error, settings) or type(error).__name__
+    print(f"error: {scrub(message, settings)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

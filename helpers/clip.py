@@ -17,16 +17,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from helpers.config import DATA_DIR, PROJECT_ROOT, Settings
 from helpers.embedding_cache import EmbeddingCache
+from helpers.images import open_image, to_rgb
 
 MAX_BATCH = 8  # Inference refuses longer lists in one embed_image call
 DEMO_MODEL_ID = "clip/demo"
 DEMO_MODEL_FILES = PROJECT_ROOT / "data" / "demo_model"
 DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
-DEFAULT_EMBEDDING_CACHE = DATA_DIR / "cache" / "embeddings.sqlite"
 STAND_IN_NOTICE = (
     "NOTE: using the offline demo CLIP model (a stand-in trained on synthetic shapes, "
     "not OpenAI's CLIP): its results are only meaningful on the demo data set."
@@ -73,12 +73,12 @@ def prepare_inference(model_id: str) -> None:
 
 
 def load_rgb(image: Path | str | Image.Image) -> Image.Image:
-    """A PIL RGB image with its EXIF rotation applied. Inference reads numpy arrays as BGR,
-    so images go in as PIL, never as arrays."""
+    """A PIL RGB image (see `helpers.images`). Inference reads numpy arrays as BGR, so images
+    go in as PIL, never as arrays."""
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    with Image.open(image) as opened:
-        return ImageOps.exif_transpose(opened).convert("RGB")
+        return to_rgb(image)
+    with open_image(image) as opened:
+        return to_rgb(opened)
 
 
 def decoded_ahead(
@@ -104,15 +104,13 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 def embedder_for(settings: Settings, model: str | None = None) -> ClipEmbedder:
     """The embedder for `model` (default: the configured CLIP_MODEL), with the Roboflow key."""
     key = settings.roboflow_api_key.reveal() if settings.roboflow_api_key else None
-    return ClipEmbedder(model or settings.clip_model, api_key=key)
+    return ClipEmbedder(model or settings.clip_model, cache_path=settings.embedding_cache_path, api_key=key)
 
 
 class ClipEmbedder:
     """One loaded CLIP model (two ONNX sessions) and its embedding cache."""
 
-    def __init__(
-        self, model_id: str, cache_path: Path | None = DEFAULT_EMBEDDING_CACHE, api_key: str | None = None
-    ) -> None:
+    def __init__(self, model_id: str, cache_path: Path | None, api_key: str | None = None) -> None:
         self.model_id = model_id_for(model_id)
         prepare_inference(self.model_id)
         # Inference's import warns about its optional extras, and onnxruntime about every GPU

@@ -31,6 +31,9 @@ VARIABLE_NAMES = (
     "CLIP_MODEL",
     "INDEX_NAME",
     "EMBEDDED_ES_PATH",
+    "ELASTIC_CA_CERTS",
+    "ELASTIC_VERIFY_CERTS",
+    "EMBEDDING_CACHE_PATH",
 )
 
 
@@ -77,6 +80,9 @@ class Settings:
     clip_model: str = DEFAULT_CLIP_MODEL
     index_name: str = DEFAULT_INDEX_NAME
     embedded_es_path: Path = field(default_factory=lambda: DATA_DIR / "embedded-es")
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    embedding_cache_path: Path = field(default_factory=lambda: DATA_DIR / "cache" / "embeddings.sqlite")
 
     def __repr__(self) -> str:
         shown = []
@@ -171,7 +177,10 @@ def load_settings(
     def secret(name: str) -> Secret | None:
         return Secret(values[name]) if values[name] else None
 
-    embedded_path = values["EMBEDDED_ES_PATH"]
+    def project_path(name: str, default: Path) -> Path:
+        # Relative to the project, not the working directory: notebooks run from notebooks/.
+        return PROJECT_ROOT / values[name] if values[name] else default
+
     return Settings(
         elasticsearch_url=values["ELASTICSEARCH_URL"],
         elastic_cloud_id=values["ELASTIC_CLOUD_ID"],
@@ -181,8 +190,11 @@ def load_settings(
         roboflow_api_key=secret("ROBOFLOW_API_KEY"),
         clip_model=values["CLIP_MODEL"] or DEFAULT_CLIP_MODEL,
         index_name=values["INDEX_NAME"] or DEFAULT_INDEX_NAME,
-        # Relative to the project, not the working directory: notebooks run from notebooks/.
-        embedded_es_path=PROJECT_ROOT / embedded_path if embedded_path else DATA_DIR / "embedded-es",
+        embedded_es_path=project_path("EMBEDDED_ES_PATH", DATA_DIR / "embedded-es"),
+        embedding_cache_path=project_path("EMBEDDING_CACHE_PATH", DATA_DIR / "cache" / "embeddings.sqlite"),
+        ca_certs=Path(values["ELASTIC_CA_CERTS"]) if values["ELASTIC_CA_CERTS"] else None,
+        # Only an explicit "false" turns verification off; anything else keeps it on.
+        verify_certs=(values["ELASTIC_VERIFY_CERTS"] or "true").strip().lower() != "false",
     )
 
 

@@ -1,17 +1,24 @@
 """`connect()`: an official Elasticsearch client for a real cluster, or for the embedded engine.
 
 A cluster comes from `ELASTICSEARCH_URL` (credentials in the URL, or an API key, or user and
-password) or from `ELASTIC_CLOUD_ID` with an API key. TLS certificates are always verified.
-With neither, the embedded engine answers in process and keeps its data in
-`EMBEDDED_ES_PATH`.
+password) or from `ELASTIC_CLOUD_ID` with an API key. TLS certificates are verified (against
+`ELASTIC_CA_CERTS` if given) unless `ELASTIC_VERIFY_CERTS=false`, which warns. With neither,
+the embedded engine answers in process and keeps its data in `EMBEDDED_ES_PATH`.
 """
 
 from __future__ import annotations
 
-from elasticsearch import Elasticsearch
+import warnings
 
-from helpers.config import PROJECT_ROOT, Settings, load_settings, redact_url
+import elastic_transport
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError
+
+from helpers.config import PROJECT_ROOT, Settings, load_settings, redact_url, scrub
 from helpers.embedded import embedded_client
+
+
+class ClusterError(RuntimeError):
+    """Elasticsearch could not do what was asked; the message is one line saying what to do."""
 
 
 def describe(settings: Settings) -> str:
@@ -31,16 +38,63 @@ def cluster_client(settings: Settings) -> Elasticsearch:
         auth["api_key"] = settings.elastic_api_key.reveal()
     elif settings.elastic_username and settings.elastic_password:
         auth["basic_auth"] = (settings.elastic_username, settings.elastic_password.reveal())
-    common = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 3, **auth}
+    tls: dict = {"ca_certs": str(settings.ca_certs)} if settings.ca_certs else {}
+    if not settings.verify_certs:
+        warnings.warn(
+            "TLS certificate verification is OFF (ELASTIC_VERIFY_CERTS=false): anyone on the network path "
+            "can read and change this traffic. Prefer ELASTIC_CA_CERTS with the cluster's CA certificate.",
+            stacklevel=3,
+        )
+        tls = {"verify_certs": False, "ssl_show_warn": False}
+    common = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 3, **auth, **tls}
     if settings.elasticsearch_url:
         return Elasticsearch(settings.elasticsearch_url, **common)
     return Elasticsearch(cloud_id=settings.elastic_cloud_id, **common)
 
 
+def explain(error: Exception, settings: Settings) -> str | None:
+    """One line a person can act on for an error from Elasticsearch, or None if it is not one."""
+    where = describe(settings)
+    if isinstance(error, elastic_transport.TlsError):
+        message = (
+            f"TLS certificate verification failed for the {where}: set ELASTIC_CA_CERTS to the cluster's CA "
+            "certificate (or, on a network you trust, ELASTIC_VERIFY_CERTS=false)"
+        )
+    elif isinstance(error, elastic_transport.ConnectionTimeout):
+        message = f"the {where} did not answer in time: check that it is running and reachable"
+    elif isinstance(error, elastic_transport.ConnectionError):
+        message = f"cannot reach the {where}: is it running, and is ELASTICSEARCH_URL (or ELASTIC_CLOUD_ID) right?"
+    elif isinstance(error, AuthenticationException):
+        message = (
+            f"the {where} rejected the credentials (401): check ELASTIC_API_KEY, "
+            "or ELASTIC_USERNAME and ELASTIC_PASSWORD"
+        )
+    elif isinstance(error, AuthorizationException):
+        message = f"the {where} refused the request (403): these credentials lack the privileges it needs"
+    elif isinstance(error, NotFoundError) and error.error == "index_not_found_exception":
+        index = (error.body or {}).get("error", {}).get("index", "?")
+        message = f"index {index!r} does not exist: index some images first (python -m helpers index PATH)"
+    elif isinstance(error, ApiError):
+        reason = (error.body or {}).get("error", {}).get("reason", "") if isinstance(error.body, dict) else ""
+        message = f"Elasticsearch refused the request ({error.meta.status} {error.error}): {reason}".rstrip(": ")
+    else:
+        return None
+    return scrub(message, settings)
+
+
 def connect(settings: Settings | None = None, quiet: bool = False) -> Elasticsearch:
-    """The client the notebooks and the CLI use; says which backend it is talking to."""
+    """The client the notebooks and the CLI use. A cluster is asked for its version first, so
+    a wrong address, credentials or certificate fail here, as one readable ClusterError."""
     settings = settings or load_settings()
-    client = cluster_client(settings) if settings.uses_cluster else embedded_client(settings.embedded_es_path)
+    if not settings.uses_cluster:
+        client = embedded_client(settings.embedded_es_path)
+        version = ""
+    else:
+        client = cluster_client(settings)
+        try:
+            version = f" {client.info()['version']['number']}"
+        except (ApiError, elastic_transport.TransportError) as error:
+            raise ClusterError(explain(error, settings)) from None
     if not quiet:
-        print(f"Connected to the {describe(settings)}")
+        print(f"Connected to the {describe(settings)}{version}")
     return client

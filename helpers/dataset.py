@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
+
+from helpers.images import ImageTooLarge, open_image, oriented_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -85,8 +87,8 @@ def read_labels(image: Path, class_names: list[str]) -> tuple[str, ...]:
 
 def read_record(path: Path, root: Path, class_names: list[str]) -> ImageRecord:
     """Read the header only (no full decode): size comes from it, content hash from the bytes."""
-    with Image.open(path) as image:
-        width, height = image.size
+    with open_image(path) as image:
+        width, height = oriented_size(image)
     base = root if root.is_dir() else root.parent
     return ImageRecord(
         path=path,
@@ -109,5 +111,7 @@ def scan(root: Path) -> Iterator[ImageRecord | Skipped]:
             yield read_record(path, root, class_names)
         except UnidentifiedImageError:
             yield Skipped(path, "not an image PIL can read")
+        except ImageTooLarge as error:
+            yield Skipped(path, str(error))
         except OSError as error:
-            yield Skipped(path, f"unreadable: {error}")
+            yield Skipped(path, f"unreadable: damaged, truncated or not accessible ({error})")

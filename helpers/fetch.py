@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
+from helpers.images import ImageTooLarge, open_image
+
 MAX_BYTES = 20 * 1024 * 1024
 TIMEOUT_S = 15
 
@@ -31,8 +33,10 @@ def fetch_image(url: str, max_bytes: int = MAX_BYTES, timeout: float = TIMEOUT_S
     if len(data) > max_bytes:
         raise ImageFetchError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = open_image(io.BytesIO(data))
         image.load()
+    except ImageTooLarge as error:
+        raise ImageFetchError(f"{url}: {error}") from None
     except (UnidentifiedImageError, OSError) as error:
         raise ImageFetchError(f"{url} is not an image PIL can read ({error})") from None
     return image

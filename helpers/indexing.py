@@ -6,14 +6,17 @@ nothing; the embedding cache means even a re-created index needs no model time.
 
 from __future__ import annotations
 
+import itertools
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import elastic_transport
 import numpy as np
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 from tqdm import tqdm
 
@@ -23,6 +26,8 @@ from helpers.mapping import VECTOR_FIELD, ensure_index
 
 EMBED_CHUNK = 64  # images embedded between bulk sends; a multiple of the model's batch of 8
 BULK_CHUNK = 500
+TRANSIENT = {429, 502, 503, 504}
+sleep = time.sleep  # the backoff's wait, replaceable in tests
 
 
 @dataclass
@@ -69,6 +74,26 @@ def embed_or_report(embedder: ClipEmbedder, records: list[ImageRecord]) -> tuple
     return embedded, failed
 
 
+def chunked(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def send_chunk(es: Elasticsearch, chunk: list[dict], attempts: int = 5) -> list[tuple[bool, dict]]:
+    """One bulk request. A throttled or unavailable cluster (429, 502-504, a dropped
+    connection) is retried after 1, 2, 4, 8 s: safe, because `create` with content-hash ids
+    makes a repeated document a harmless 409. Per-document 429s are retried by streaming_bulk."""
+    client = es.options(retry_on_status=())  # the transport would retry at once; back off instead
+    for attempt in itertools.count():
+        try:
+            return list(streaming_bulk(client, chunk, chunk_size=len(chunk), max_retries=3, raise_on_error=False))
+        except (ApiError, elastic_transport.TransportError) as error:
+            dropped = isinstance(error, elastic_transport.ConnectionError)
+            if not (dropped or getattr(error, "status_code", None) in TRANSIENT) or attempt >= attempts - 1:
+                raise
+            sleep(2**attempt)
+
+
 def unique_by_content(results: list[ImageRecord | Skipped]) -> tuple[list[ImageRecord], list[Skipped]]:
     records, skipped, first = [], [], {}
     for result in results:
@@ -110,7 +135,7 @@ def index_folder(
                 source = document(record, vector, uploaded_at)
                 yield {"_op_type": "create", "_index": index, "_id": record.sha256, "_source": source}
 
-    for ok, item in streaming_bulk(es, actions(), chunk_size=BULK_CHUNK, max_retries=3, raise_on_error=False):
+    for ok, item in (result for chunk in chunked(actions(), BULK_CHUNK) for result in send_chunk(es, chunk)):
         result = item["create"]
         bar.update(1)
         if ok:

@@ -13,6 +13,17 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> ClipEmbedder:
 
 
 @pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(autouse=True)
+def private_embedding_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that go through settings (the CLI) never write into the project's data/cache."""
+    monkeypatch.setenv("EMBEDDING_CACHE_PATH", str(cache_dir / "embeddings.sqlite"))
+
+
+@pytest.fixture(scope="session")
 def demo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo data set generated with a seed the demo model never saw in training."""
     from helpers.demo_data import write_demo_dataset
