@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from helpers.config import DATA_DIR, load_settings, scrub
+from helpers.mapping import INDEX_OPTIONS
 
 
 class UsageError(Exception):
@@ -92,7 +93,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = load_settings()
     index = args.index or settings.index_name
     es = connect(settings, quiet=args.json)
-    report = index_folder(es, embedder_for(settings), root, index, recreate=args.recreate, progress=not args.json)
+    options = {"recreate": args.recreate, "progress": not args.json, "index_options": args.index_options}
+    report = index_folder(es, embedder_for(settings), root, index, **options)
     lines = [f"{report.indexed} images in index {index!r} ({report.new} new), {len(report.skipped)} skipped"]
     lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
     emit(report.as_json(), args.json, "\n".join(lines))
@@ -197,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="folder of images (searched recursively) or one image")
     p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
     p.add_argument("--recreate", action="store_true", help="delete and re-create the index first")
+    p.add_argument(
+        "--index-options",
+        choices=INDEX_OPTIONS,
+        default="hnsw",
+        help="HNSW variant for a new index: hnsw (default), or int8_hnsw / bbq_hnsw for 4x / 32x less memory",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=cmd_index)
 

@@ -114,9 +114,10 @@ def index_folder(
     index: str,
     recreate: bool = False,
     progress: bool = True,
+    index_options: str = "hnsw",
 ) -> IndexReport:
     records, skipped = unique_by_content(list(scan(root)))
-    ensure_index(es, index, embedder.dim, embedder.model_id, recreate=recreate)
+    ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
     report = IndexReport(index=index, skipped=skipped)
     by_id = {r.sha256: r for r in records}
     uploaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

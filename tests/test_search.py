@@ -114,6 +114,17 @@ def test_cli_index_and_search_json(demo_set: Path, tmp_path: Path, monkeypatch, 
     assert capsys.readouterr().err.startswith("error: no image with id 'nope'")
 
 
+def test_cli_index_options_choose_the_hnsw_variant(demo_set: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from helpers.embedded import embedded_client
+
+    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
+    monkeypatch.setenv("CLIP_MODEL", "demo")
+    monkeypatch.setenv("ELASTICSEARCH_URL", "")
+    assert main(["index", str(demo_set), "--index", "q", "--index-options", "int8_hnsw", "--json"]) == 0
+    mapping = embedded_client(tmp_path / "engine").indices.get_mapping(index="q")["q"]["mappings"]
+    assert mapping["properties"]["image_vector"]["index_options"]["type"] == "int8_hnsw"
+
+
 def test_cli_index_reports_skipped_files_and_exits_1(tmp_path: Path, monkeypatch, capsys) -> None:
     from PIL import Image
 

@@ -108,9 +108,6 @@ class Matcher:
     def q_match_all(self, spec: dict) -> Result:
         return self.live.copy(), np.where(self.live, np.float32(spec.get("boost", 1.0)), np.float32(0))
 
-    def q_match_none(self, spec: dict) -> Result:
-        return np.zeros(len(self.live), bool), np.zeros(len(self.live), np.float32)
-
     def q_ids(self, spec: dict) -> Result:
         wanted = set(spec.get("values", []))
         return self.constant(lambda source, doc_id: doc_id in wanted, spec.get("boost", 1.0))

@@ -138,9 +138,6 @@ class Store:
 
     # --- indices -------------------------------------------------------------------------
 
-    def index_names(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT name FROM indices ORDER BY name")]
-
     def exists(self, index: str) -> bool:
         return self.db.execute("SELECT 1 FROM indices WHERE name = ?", (index,)).fetchone() is not None
 
