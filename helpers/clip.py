@@ -12,7 +12,7 @@ import shutil
 import sys
 import warnings
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -81,14 +81,15 @@ def load_rgb(image: Path | str | Image.Image) -> Image.Image:
         return to_rgb(opened)
 
 
-def decoded_ahead(
-    batches: Sequence[Sequence[Path | str | Image.Image]], pool: ThreadPoolExecutor, depth: int = 2
-) -> Iterator[list[Image.Image]]:
-    """Decoded batches in order, with at most `depth` decoded ahead: decoding overlaps
-    inference, and memory stays bounded however many images there are."""
+def prepared_ahead(
+    batches: Sequence[Sequence[Path | str | Image.Image]], prepare: Callable, pool: ThreadPoolExecutor, depth: int = 2
+) -> Iterator[np.ndarray]:
+    """`prepare(batch)` for each batch, in order, at most `depth` batches ahead: decoding and
+    preprocessing run in worker threads while the model works on the current batch, and
+    memory stays bounded however many images there are."""
     pending: deque[Future] = deque()
     for batch in batches:
-        pending.append(pool.submit(lambda b: [load_rgb(image) for image in b], batch))
+        pending.append(pool.submit(prepare, batch))
         if len(pending) > depth:
             yield pending.popleft().result()
     while pending:
@@ -134,13 +135,19 @@ class ClipEmbedder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return normalise(self.model.embed_text(list(texts)))
 
+    def preprocess(self, batch: Sequence[Path | str | Image.Image]) -> np.ndarray:
+        """Decode and preprocess (Inference's own CLIP transform) into one [n, 3, R, R] tensor."""
+        return np.concatenate([self.model.preproc_image(load_rgb(image)) for image in batch])
+
     def embed_images(self, images: Sequence[Path | str | Image.Image]) -> np.ndarray:
-        """Embed in batches of at most 8, decoding the next batch while the model runs."""
+        """Embed in batches of at most 8. This is Inference's `embed_image` split in two:
+        `preproc_image` runs in worker threads, ahead, while `predict` runs the model."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         batches = [images[i : i + MAX_BATCH] for i in range(0, len(images), MAX_BATCH)]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            out = [self.model.embed_image(batch) for batch in decoded_ahead(batches, pool)]
+        # One worker: the model already keeps both cores of a small machine busy.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            out = [self.model.predict(tensor)[0] for tensor in prepared_ahead(batches, self.preprocess, pool)]
         return normalise(np.concatenate(out))
 
     def embed_files(self, paths: Sequence[Path], sha256s: Sequence[str]) -> np.ndarray:

@@ -60,14 +60,21 @@ def test_vectors_are_unit_length_float32_of_the_measured_dimension(embedder: Cli
 
 def test_more_than_eight_images_go_in_batches_of_at_most_eight(embedder: ClipEmbedder, monkeypatch) -> None:
     sizes = []
-    original = embedder.model.embed_image
-    monkeypatch.setattr(embedder.model, "embed_image", lambda batch: sizes.append(len(batch)) or original(batch))
+    original = embedder.model.predict
+    monkeypatch.setattr(embedder.model, "predict", lambda batch: sizes.append(len(batch)) or original(batch))
     images = [Image.new("RGB", (32, 32), (i * 12, 0, 0)) for i in range(19)]
     vectors = embedder.embed_images(images)
     assert vectors.shape == (19, 512)
     assert sizes == [MAX_BATCH, MAX_BATCH, 3]
     # Batching changes nothing: each image alone gives the same vector.
     assert np.allclose(vectors[10], embedder.embed_images([images[10]])[0], atol=1e-5)
+
+
+def test_split_pipeline_equals_inferences_own_embed_image(embedder: ClipEmbedder, demo_set: Path) -> None:
+    paths = sorted(demo_set.rglob("*.jpg"))[:5]
+    ours = embedder.embed_images(paths)
+    theirs = embedder.model.embed_image([Image.open(p).convert("RGB") for p in paths])
+    assert np.allclose(ours, theirs / np.linalg.norm(theirs, axis=1, keepdims=True), atol=1e-6)
 
 
 def test_path_and_pil_image_give_the_same_vector(embedder: ClipEmbedder, tmp_path: Path) -> None:
@@ -84,8 +91,8 @@ def test_rerun_embeds_nothing_twice(embedder: ClipEmbedder, tmp_path: Path, monk
     first = embedder.embed_files(paths, hashes)
 
     calls = []
-    original = embedder.model.embed_image
-    monkeypatch.setattr(embedder.model, "embed_image", lambda batch: calls.append(len(batch)) or original(batch))
+    original = embedder.model.predict
+    monkeypatch.setattr(embedder.model, "predict", lambda batch: calls.append(len(batch)) or original(batch))
     second = embedder.embed_files(paths, hashes)
     assert calls == [] and np.array_equal(first, second)
 
