@@ -62,13 +62,12 @@ def install_demo_model(cache_dir: Path) -> Path:
 
 
 def prepare_inference(model_id: str) -> None:
-    """Set Inference's environment before its first import. The demo model needs no network,
-    so offline mode (which also turns the version check off) is switched on for it."""
+    """Set Inference's environment before its first import: its model cache under data/ and,
+    for the demo model, which needs no network, offline mode (no version check either)."""
+    cache_dir = model_cache_dir()
     if is_stand_in(model_id):
         os.environ.setdefault("OFFLINE_MODE", "True")
         os.environ.setdefault("DISABLE_VERSION_CHECK", "True")
-    cache_dir = model_cache_dir()
-    if is_stand_in(model_id):
         install_demo_model(cache_dir)
 
 
@@ -85,8 +84,8 @@ def prepared_ahead(
     batches: Sequence[Sequence[Path | str | Image.Image]], prepare: Callable, pool: ThreadPoolExecutor, depth: int = 2
 ) -> Iterator[np.ndarray]:
     """`prepare(batch)` for each batch, in order, at most `depth` batches ahead: decoding and
-    preprocessing run in worker threads while the model works on the current batch, and
-    memory stays bounded however many images there are."""
+    preprocessing run in the pool while the model works on the current batch, and memory
+    stays bounded however many images there are."""
     pending: deque[Future] = deque()
     for batch in batches:
         pending.append(pool.submit(prepare, batch))

@@ -24,7 +24,7 @@ from helpers.clip import ClipEmbedder
 from helpers.dataset import ImageRecord, Skipped, scan
 from helpers.mapping import VECTOR_FIELD, ensure_index
 
-EMBED_CHUNK = 64  # images embedded between bulk sends; a multiple of the model's batch of 8
+EMBED_CHUNK = 64  # images checked for existence, then embedded, together; 8 model batches
 BULK_CHUNK = 500
 TRANSIENT = {429, 502, 503, 504}
 sleep = time.sleep  # the backoff's wait, replaceable in tests
@@ -131,14 +131,13 @@ def index_folder(
             bar.update(len(present))
             embedded, failed = embed_or_report(embedder, [r for r in chunk if r.sha256 not in present])
             report.skipped += failed
-            bar.update(len(failed))
+            bar.update(len(embedded) + len(failed))  # the slow part is done for this chunk
             for record, vector in embedded:
                 source = document(record, vector, uploaded_at)
                 yield {"_op_type": "create", "_index": index, "_id": record.sha256, "_source": source}
 
     for ok, item in (result for chunk in chunked(actions(), BULK_CHUNK) for result in send_chunk(es, chunk)):
         result = item["create"]
-        bar.update(1)
         if ok:
             report.indexed += 1
             report.new += 1
