@@ -57,6 +57,8 @@ def execute_in_place() -> None:
     for path in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+        for cell in notebook.cells:  # timestamps would make every refresh a diff
+            cell.metadata.pop("execution", None)
         nbformat.write(notebook, path)
         print(f"executed {path.relative_to(PROJECT_ROOT)}", file=sys.stderr)
 
