@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.embedded import embedded_client
-from helpers.embedded.node import store_for
+from helpers.embedded.node import close_store, store_for
 from helpers.mapping import VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 
@@ -26,14 +26,17 @@ def numpy_top_k(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     return top[np.argsort(-scores[top])]
 
 
-def load(path: Path, vectors: np.ndarray) -> None:
+def load(path: Path, vectors: np.ndarray, offset: int = 0) -> None:
     """Fill the store directly (bulk JSON of 100k × 512 floats would only time the loader)."""
     es = embedded_client(path)
-    es.indices.create(index="bench", mappings=index_mapping(vectors.shape[1], "bench/random"))
+    if not es.indices.exists(index="bench"):
+        es.indices.create(index="bench", mappings=index_mapping(vectors.shape[1], "bench/random"))
     store = store_for(path)
     for start in range(0, len(vectors), 10_000):
-        ops = [(f"v{i}", {"filename": f"{i}.jpg"}, {VECTOR_FIELD: vectors[i]}) for i in range(start, start + 10_000)]
-        store.write("bench", ops)
+        rows = range(start, min(start + 10_000, len(vectors)))
+        store.write(
+            "bench", [(f"v{offset + i}", {"filename": f"{offset + i}.jpg"}, {VECTOR_FIELD: vectors[i]}) for i in rows]
+        )
 
 
 def run(count: int = 100_000, dims: int = 512, queries: int = 40) -> dict:
@@ -52,5 +55,6 @@ def run(count: int = 100_000, dims: int = 512, queries: int = 40) -> dict:
             hits = es.search(index="bench", knn=knn_clause(q, k=K), size=K, source=False)["hits"]["hits"]
             engine_times.append(time.perf_counter() - started)
             assert [h["_id"] for h in hits] == [f"v{i}" for i in expected], "engine and numpy disagree"
+        close_store(Path(tmp))
     numpy_ms, engine_ms = 1000 * np.median(numpy_times), 1000 * np.median(engine_times)
     return {"vectors": count, "numpy_ms": numpy_ms, "engine_ms": engine_ms, "ratio": engine_ms / numpy_ms}

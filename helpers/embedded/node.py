@@ -37,6 +37,14 @@ def store_for(path: Path) -> Store:
         return _stores[key]
 
 
+def close_store(path: Path) -> None:
+    """Close a data folder's store and free its in-memory vectors (reopened on next use)."""
+    with _stores_lock:
+        store = _stores.pop(path.resolve(), None)
+    if store is not None:
+        store.db.close()
+
+
 class EmbeddedNode(BaseNode):
     data_path: Path  # set by `embedded_client` on a subclass
 
