@@ -197,6 +197,20 @@ def test_bulk_reports_a_wrong_dimension_document_and_keeps_the_rest(es: Elastics
     assert es.count(index=index)["count"] == DOCS + 1
 
 
+def test_bulk_operations_on_one_id_apply_in_order(es: Elasticsearch, index: str) -> None:
+    vector = [0.25] * DIMS
+    actions = [
+        {"_op_type": "create", "_index": index, "_id": "seq", "_source": {VECTOR_FIELD: vector}},
+        {"_op_type": "create", "_index": index, "_id": "seq", "_source": {VECTOR_FIELD: vector}},  # 409
+        {"_op_type": "delete", "_index": index, "_id": "seq"},
+        {"_op_type": "create", "_index": index, "_id": "seq", "_source": {VECTOR_FIELD: vector, "width": 7}},
+    ]
+    _, errors = bulk(es, actions, raise_on_error=False)
+    assert [e["create"]["status"] for e in errors] == [409]
+    es.indices.refresh(index=index)
+    assert es.get(index=index, id="seq")["_source"]["width"] == 7
+
+
 def test_reindexing_the_same_ids_keeps_the_count(es: Elasticsearch, index: str, corpus) -> None:
     ids, vectors, _ = corpus
     bulk(es, [{"_index": index, "_id": i, "_source": {VECTOR_FIELD: v.tolist()}} for i, v in zip(ids[:10], vectors)])

@@ -133,6 +133,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     """Every item gets its own result; valid items of one index commit in one transaction."""
     items: list[dict] = []
     pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
+    present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
     for action, meta, source in parse_bulk(body, default_index):
         index, doc_id = meta.get("_index"), meta.get("_id")
         item: dict[str, Any] = {"_index": index, "_id": doc_id}
@@ -150,8 +151,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                 if action != "index":
                     raise bad_request(f"an id is required for a [{action}] operation")
                 doc_id = item["_id"] = uuid.uuid4().hex
-            queued = {op[1] for op in pending.get(index, [])}
-            exists = doc_id in view.slot_of or doc_id in queued
+            exists = present_after.get((index, doc_id), doc_id in view.slot_of)
             if action == "create" and exists:
                 raise EsError(
                     409, "version_conflict_engine_exception", f"[{doc_id}]: version conflict, document already exists"
@@ -161,9 +161,11 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                     item.update(result="not_found", status=404, _version=1)
                     continue
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
+                present_after[(index, doc_id)] = False
             else:
                 rest, vectors = split_document(view, doc_id, source)
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
+                present_after[(index, doc_id)] = True
                 item["_exists"] = exists
         except EsError as error:
             item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
