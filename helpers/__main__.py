@@ -145,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workspace = choose_workspace(settings)
     embedder = embedder_for(settings, workspace.model)
     es = connect(settings)
-    report = index_folder(es, embedder, workspace.data_dir, settings.index_name)
+    report = index_folder(es, embedder, workspace.data_dir, settings.index_name, recreate=args.recreate)
     print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {len(report.skipped)} skipped)")
 
     text_hits = search.search_text(es, embedder, settings.index_name, workspace.text_query, k=5)
@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: data, embeddings, index, a text and an image query")
     p.add_argument("--out", default=str(DATA_DIR / "results" / "demo.png"), help="where to write the result grid")
+    p.add_argument(
+        "--recreate", action="store_true", help="re-create the index first (e.g. it holds another model's vectors)"
+    )
     p.set_defaults(run=cmd_demo)
     return parser
 

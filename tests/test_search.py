@@ -125,6 +125,24 @@ def test_cli_index_options_choose_the_hnsw_variant(demo_set: Path, tmp_path: Pat
     assert mapping["properties"]["image_vector"]["index_options"]["type"] == "int8_hnsw"
 
 
+def test_demo_refuses_another_models_index_until_asked_to_recreate(tmp_path: Path, monkeypatch, capsys) -> None:
+    from helpers.embedded import embedded_client
+    from helpers.mapping import index_mapping
+
+    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
+    monkeypatch.setenv("CLIP_MODEL", "demo")
+    monkeypatch.setenv("ELASTICSEARCH_URL", "")
+    monkeypatch.setenv("INDEX_NAME", "shared")
+    embedded_client(tmp_path / "engine").indices.create(index="shared", mappings=index_mapping(512, "clip/ViT-B-16"))
+    png = tmp_path / "grid.png"
+    assert main(["demo", "--out", str(png)]) == 2
+    assert "--recreate" in capsys.readouterr().err and not png.exists()
+    assert main(["demo", "--out", str(png), "--recreate"]) == 0
+    out = capsys.readouterr().out
+    assert "128 images in index 'shared' (128 new" in out and "stand-in" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_index_reports_skipped_files_and_exits_1(tmp_path: Path, monkeypatch, capsys) -> None:
     from PIL import Image
 
