@@ -12,7 +12,8 @@ from pathlib import Path
 
 REPOSITORY_URL = "https://github.com/clip-image-search/clip-elasticsearch-image-search"
 COLAB_PROJECT_DIR = "/content/clip-elasticsearch-image-search"
-COLAB_KEEPS = ("torch", "torchvision")  # Colab ships a matching CUDA pair: reinstalling costs minutes
+# Colab ships torch with its own CUDA libraries: reinstalling them would cost minutes.
+COLAB_KEEPS = ("torch", "torchvision", "nvidia-nvjitlink", "cuda-pathfinder")
 
 
 def badge_url(notebook: str) -> str:
