@@ -23,6 +23,18 @@ def private_embedding_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("EMBEDDING_CACHE_PATH", str(cache_dir / "embeddings.sqlite"))
 
 
+@pytest.fixture
+def offline_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI on the demo model and a fresh embedded engine; a cluster configured in the
+    environment or .env is hidden (an empty variable hides .env). Returns the engine folder."""
+    engine = tmp_path / "engine"
+    monkeypatch.setenv("EMBEDDED_ES_PATH", str(engine))
+    monkeypatch.setenv("CLIP_MODEL", "demo")
+    monkeypatch.setenv("ELASTICSEARCH_URL", "")
+    monkeypatch.setenv("ELASTIC_CLOUD_ID", "")
+    return engine
+
+
 @pytest.fixture(scope="session")
 def demo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo data set generated with a seed the demo model never saw in training."""

@@ -49,11 +49,8 @@ def write_odd_folder(root: Path) -> None:
 BROKEN = {"truncated.jpg", "header-only.jpg", "empty.png", "notes.jpg", "bomb.png"}
 
 
-def test_a_messy_folder_indexes_every_good_file_and_reports_every_broken_one(tmp_path: Path, monkeypatch, capsys):
+def test_a_messy_folder_indexes_every_good_file_and_reports_every_broken_one(offline_cli, tmp_path: Path, capsys):
     write_odd_folder(tmp_path / "photos")
-    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
-    monkeypatch.setenv("CLIP_MODEL", "demo")
-    monkeypatch.setenv("ELASTICSEARCH_URL", "")
     assert main(["index", str(tmp_path / "photos"), "--index", "odd", "--json"]) == 1
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["indexed"] == len(GOOD) + 2  # + animated, rotated

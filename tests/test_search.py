@@ -91,11 +91,7 @@ def test_an_index_of_another_model_is_refused(indexed) -> None:
         ensure_index(es, "demo", 768, "clip/demo")
 
 
-def test_cli_index_and_search_json(demo_set: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
-    monkeypatch.setenv("CLIP_MODEL", "demo")
-    monkeypatch.delenv("ELASTICSEARCH_URL", raising=False)
-    monkeypatch.delenv("ELASTIC_CLOUD_ID", raising=False)
+def test_cli_index_and_search_json(demo_set: Path, offline_cli: Path, capsys) -> None:
     assert main(["index", str(demo_set), "--index", "cli", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (report["indexed"], report["skipped"], report["index"]) == (128, [], "cli")
@@ -114,26 +110,22 @@ def test_cli_index_and_search_json(demo_set: Path, tmp_path: Path, monkeypatch, 
     assert capsys.readouterr().err.startswith("error: no image with id 'nope'")
 
 
-def test_cli_index_options_choose_the_hnsw_variant(demo_set: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_cli_index_options_choose_the_hnsw_variant(demo_set: Path, offline_cli: Path, capsys) -> None:
     from helpers.embedded import embedded_client
 
-    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
-    monkeypatch.setenv("CLIP_MODEL", "demo")
-    monkeypatch.setenv("ELASTICSEARCH_URL", "")
     assert main(["index", str(demo_set), "--index", "q", "--index-options", "int8_hnsw", "--json"]) == 0
-    mapping = embedded_client(tmp_path / "engine").indices.get_mapping(index="q")["q"]["mappings"]
+    mapping = embedded_client(offline_cli).indices.get_mapping(index="q")["q"]["mappings"]
     assert mapping["properties"]["image_vector"]["index_options"]["type"] == "int8_hnsw"
 
 
-def test_demo_refuses_another_models_index_until_asked_to_recreate(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_demo_refuses_another_models_index_until_asked_to_recreate(
+    offline_cli: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     from helpers.embedded import embedded_client
     from helpers.mapping import index_mapping
 
-    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
-    monkeypatch.setenv("CLIP_MODEL", "demo")
-    monkeypatch.setenv("ELASTICSEARCH_URL", "")
     monkeypatch.setenv("INDEX_NAME", "shared")
-    embedded_client(tmp_path / "engine").indices.create(index="shared", mappings=index_mapping(512, "clip/ViT-B-16"))
+    embedded_client(offline_cli).indices.create(index="shared", mappings=index_mapping(512, "clip/ViT-B-16"))
     png = tmp_path / "grid.png"
     assert main(["demo", "--out", str(png)]) == 2
     assert "--recreate" in capsys.readouterr().err and not png.exists()
@@ -143,12 +135,9 @@ def test_demo_refuses_another_models_index_until_asked_to_recreate(tmp_path: Pat
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_index_reports_skipped_files_and_exits_1(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_cli_index_reports_skipped_files_and_exits_1(offline_cli: Path, tmp_path: Path, capsys) -> None:
     from PIL import Image
 
-    monkeypatch.setenv("EMBEDDED_ES_PATH", str(tmp_path / "engine"))
-    monkeypatch.setenv("CLIP_MODEL", "demo")
-    monkeypatch.delenv("ELASTICSEARCH_URL", raising=False)
     folder = tmp_path / "photos"
     folder.mkdir()
     Image.new("RGB", (30, 30), "red").save(folder / "red.png")
