@@ -137,6 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from helpers import search
     from helpers.clip import embedder_for
     from helpers.connect import connect
+    from helpers.dataset import find_images
     from helpers.demo import choose_workspace
     from helpers.display import result_grid
     from helpers.indexing import index_folder
@@ -150,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     text_hits = search.search_text(es, embedder, settings.index_name, workspace.text_query, k=5)
     print_hits(f"Text query {workspace.text_query!r}:", text_hits)
-    query_image = sorted((workspace.data_dir).rglob("*.jpg"))[0]
+    query_image = find_images(workspace.data_dir)[0]
     image_hits = search.search_image(es, embedder, settings.index_name, query_image, k=5)
     print_hits(
         f"Image query {query_image.relative_to(workspace.data_dir)} (the same picture should come first):", image_hits
