@@ -44,6 +44,17 @@ def test_committed_onnx_pair_loads_through_inference_from_a_hand_laid_cache(tmp_
     assert shapes == {"resolution": 64, "text": [2, 512], "image": [1, 512]}
 
 
+def test_a_changed_demo_model_replaces_the_cached_copy(tmp_path: Path) -> None:
+    from helpers.clip import install_demo_model
+
+    target = install_demo_model(tmp_path)
+    stale = bytearray((target / "visual.onnx").read_bytes())
+    stale[-1] ^= 0xFF  # same size, other content: as after retraining
+    (target / "visual.onnx").write_bytes(bytes(stale))
+    install_demo_model(tmp_path)
+    assert (target / "visual.onnx").read_bytes() == (DEMO_MODEL_FILES / "visual.onnx").read_bytes()
+
+
 def test_committed_model_is_small() -> None:
     total = sum((DEMO_MODEL_FILES / n).stat().st_size for n in ("visual.onnx", "textual.onnx"))
     assert total < 20 * 1024 * 1024
