@@ -92,8 +92,9 @@ class Matcher:
             matches[slot] = predicate(self.sources[slot], self.ids[slot])
         return matches, np.where(matches, np.float32(boost), np.float32(0))
 
-    def values(self, source: dict | None, name: str) -> list[Any]:
-        kind = self.field_type(name)
+    @staticmethod
+    def values(source: dict | None, name: str, kind: str | None) -> list[Any]:
+        """A document's values of a field, comparable as the mapping types them."""
         return [comparable(v, kind) for v in field_values(source, name)]
 
     def evaluate(self, query: dict) -> Result:
@@ -126,15 +127,17 @@ class Matcher:
         field, value, boost = self._field_spec(spec, "term")
         if isinstance(value, dict):
             value = value.get("value")
-        target = comparable(value, self.field_type(field))
-        return self.constant(lambda source, _: target in self.values(source, field), boost)
+        kind = self.field_type(field)  # once per query, not once per document
+        target = comparable(value, kind)
+        return self.constant(lambda source, _: target in self.values(source, field, kind), boost)
 
     def q_terms(self, spec: dict) -> Result:
         field, values, boost = self._field_spec(spec, "terms")
         if not isinstance(values, list):
             raise bad_request("[terms] query takes a list of values")
-        targets = {comparable(v, self.field_type(field)) for v in values}
-        return self.constant(lambda source, _: bool(targets.intersection(self.values(source, field))), boost)
+        kind = self.field_type(field)
+        targets = {comparable(v, kind) for v in values}
+        return self.constant(lambda source, _: bool(targets.intersection(self.values(source, field, kind))), boost)
 
     def q_exists(self, spec: dict) -> Result:
         field = spec.get("field")
@@ -156,7 +159,7 @@ class Matcher:
                 and ("lte" not in limits or value <= limits["lte"])
             )
 
-        return self.constant(lambda source, _: any(within(v) for v in self.values(source, field)), boost)
+        return self.constant(lambda source, _: any(within(v) for v in self.values(source, field, kind)), boost)
 
     def q_constant_score(self, spec: dict) -> Result:
         matches, _ = self.evaluate(spec["filter"])
