@@ -23,7 +23,7 @@ from elasticsearch.helpers import bulk
 from helpers.config import load_settings
 from helpers.connect import connect
 from helpers.embedded import embedded_client
-from helpers.mapping import VECTOR_FIELD, index_mapping
+from helpers.mapping import MAPPING_VERSION, VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 
 DIMS = 16
@@ -130,7 +130,8 @@ def test_mapping_is_stored_as_created(es: Elasticsearch, index: str) -> None:
     assert (vector["type"], vector["dims"], vector["similarity"]) == ("dense_vector", DIMS, "cosine")
     assert vector["index_options"]["type"] == "hnsw"
     assert mapping["properties"]["labels"]["type"] == "keyword"
-    assert mapping["_meta"] == {"model": "test/model"}
+    assert mapping["_meta"] == {"model": "test/model", "mapping_version": MAPPING_VERSION}
+    assert mapping["properties"]["labels"]["fields"]["text"]["type"] == "text"
 
 
 def test_creating_an_existing_index_fails_like_a_cluster(es: Elasticsearch, index: str) -> None:
@@ -242,6 +243,7 @@ def test_pagination_slices_the_ranking(es: Elasticsearch, index: str, corpus) ->
         ({"range": {"width": {"gte": 150, "lt": 160}}}, 10),
         ({"range": {"uploaded_at": {"gte": "2026-11-27"}}}, sum(1 for i in range(DOCS) if 1 + i % 28 >= 27)),
         ({"ids": {"values": ["doc-001", "doc-002", "nope"]}}, 2),
+        ({"prefix": {"filename": "doc-00"}}, 10),
         ({"bool": {"filter": [{"term": {"labels": "cup"}}], "must_not": [{"term": {"labels": "cat"}}]}}, None),
     ],
 )
@@ -249,6 +251,44 @@ def test_count_with_filters(es: Elasticsearch, index: str, corpus, query: dict, 
     if expected is None:  # the bool case, computed from the labels
         expected = sum(1 for own in corpus[2] if "cup" in own and "cat" not in own)
     assert es.count(index=index, query=query)["count"] == expected
+
+
+def test_words_match_labels_and_file_names_with_bm25(es: Elasticsearch, index: str, corpus) -> None:
+    _, _, labels = corpus
+    query = {"multi_match": {"query": "Cup!", "fields": ["labels.text", "filename.text"]}}
+    hits = es.search(index=index, query=query, size=DOCS, source=["labels"])["hits"]["hits"]
+    assert {h["_id"] for h in hits} == {f"doc-{i:03d}" for i, own in enumerate(labels) if "cup" in own}
+    # BM25's length norm: "cup" alone outranks "cup" beside another label.
+    lengths = [len(h["_source"]["labels"]) for h in hits]
+    assert lengths == sorted(lengths) and lengths[0] == 1 < lengths[-1]
+    both = es.search(index=index, query={"match": {"labels.text": {"query": "cup cat", "operator": "and"}}}, size=DOCS)
+    assert {h["_id"] for h in both["hits"]["hits"]} == {
+        f"doc-{i:03d}" for i, own in enumerate(labels) if {"cup", "cat"} <= set(own)
+    }
+
+
+def test_sort_and_search_after_page_through_every_document(es: Elasticsearch, index: str, corpus) -> None:
+    seen, after = [], None
+    while True:
+        extra = {"search_after": after} if after else {}
+        page = es.search(index=index, sort=[{"filename": "asc"}], size=7, source=["filename"], **extra)
+        hits = page["hits"]["hits"]
+        seen += [h["_source"]["filename"] for h in hits]
+        if len(hits) < 7:
+            break
+        after = hits[-1]["sort"]
+    assert seen == sorted(f"{doc_id}.jpg" for doc_id in corpus[0])
+
+
+def test_script_score_is_exact_cosine_plus_one(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, _ = corpus
+    query = np.random.default_rng(8).normal(size=DIMS).astype(np.float32)
+    script = {"source": f"cosineSimilarity(params.q, '{VECTOR_FIELD}') + 1.0", "params": {"q": query.tolist()}}
+    body = {"script_score": {"query": {"match_all": {}}, "script": script}}
+    hits = es.search(index=index, query=body, size=10, source=False)["hits"]["hits"]
+    order, scores = exact_ranking(vectors, query)
+    assert [h["_id"] for h in hits] == [f"doc-{i:03d}" for i in order[:10]]
+    assert np.allclose([h["_score"] for h in hits], 2 * scores[:10], atol=1e-5)  # (1 + cos), not (1 + cos) / 2
 
 
 def test_unsupported_features_are_refused_by_name(tmp_path: Path) -> None:

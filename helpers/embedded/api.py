@@ -15,12 +15,13 @@ from helpers.embedded.errors import EsError, bad_request, parsing_error, unsuppo
 from helpers.embedded.query import NUMERIC_TYPES, comparable, field_values
 from helpers.embedded.search import keep_field, run_count, run_search, source_filter
 from helpers.embedded.store import IndexView, Store
+from helpers.embedded.text import ANALYZERS
 
 VERSION = "8.19.0"
 SHARDS = {"total": 1, "successful": 1, "failed": 0}
 SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
 INDEX_OPTION_TYPES = {"hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"}
-FIELD_TYPES = NUMERIC_TYPES | {"keyword", "date", "boolean", "dense_vector", "object"}
+FIELD_TYPES = NUMERIC_TYPES | {"keyword", "text", "date", "boolean", "dense_vector", "object"}
 ALLOWED_SETTINGS = {"number_of_shards", "number_of_replicas", "refresh_interval"}
 INVALID_INDEX_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
@@ -45,6 +46,10 @@ def check_mappings(mappings: dict) -> None:
             raise unsupported(f"fields of type [{kind}] (field [{name}])")
         if kind == "object":
             check_mappings({"properties": spec.get("properties", {})})
+        if kind == "text" and spec.get("analyzer", "standard") not in ANALYZERS:
+            raise unsupported(f"text analyzers other than {sorted(ANALYZERS)} (field [{name}])")
+        if "fields" in spec:  # multi-fields: the same value indexed another way
+            check_mappings({"properties": spec["fields"]})
         if kind != "dense_vector":
             continue
         dims = spec.get("dims")

@@ -1,23 +1,30 @@
 """The query DSL subset: which documents match, and with what score.
 
-Leaf queries score a constant (1.0 times `boost`), as `terms`, `range`, `ids`, `exists` and
-`match_all` do in Elasticsearch. `term` scores with BM25 there; here it scores 1.0 too, so
-mixed text-and-vector scores can differ from a cluster's (kNN scores never do).
+Leaf queries score a constant (1.0 times `boost`), as `terms`, `range`, `ids`, `prefix`, `exists` and
+`match_all` do in Elasticsearch. `term` scores with BM25 there; here it scores 1.0 too.
+`match` and `multi_match` score with BM25 (see `text.py`); `script_score` runs the one script
+exact kNN needs, `cosineSimilarity(params.<name>, '<field>') + 1.0` (or `dotProduct`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
 from helpers.embedded.errors import bad_request, unsupported
+from helpers.embedded.store import IndexView
+from helpers.embedded.text import analyze, bm25
 
 Result = tuple[np.ndarray, np.ndarray]  # (matches: bool per slot, scores: float32 per slot)
 NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
 DATE_MATH = re.compile(r"^now(?:([+-]\d+)([yMwdhHms]))?(?:/([yMwdhHms]))?$")
+SIMILARITY_SCRIPT = re.compile(
+    r"""^\s*(cosineSimilarity|dotProduct)\(\s*params\.(\w+)\s*,\s*['"]([\w.]+)['"]\s*\)\s*\+\s*1(?:\.0)?\s*$"""
+)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "H": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
 
 
@@ -76,15 +83,24 @@ def comparable(value: Any, field_type: str | None) -> Any:
 class Matcher:
     """Evaluates queries against one index's live documents."""
 
-    def __init__(self, ids: list[str], live: np.ndarray, sources: list[dict | None], mappings: dict) -> None:
-        self.ids, self.live, self.sources = ids, live, sources
-        self.properties = mappings.get("properties", {})
+    def __init__(self, view: IndexView, sources: list[dict | None]) -> None:
+        self.ids, self.live, self.columns, self.sources = view.ids, view.live, view.columns, sources
+        self.properties = view.mappings.get("properties", {})
 
-    def field_type(self, name: str) -> str | None:
+    def resolve(self, name: str) -> tuple[str, str | None]:
+        """(path in the source, mapping type) of a field; a multi-field such as `labels.text`
+        reads its parent's value (`labels`) and analyses it its own way."""
         spec: dict = {"properties": self.properties}
+        path = []
         for part in name.split("."):
-            spec = spec.get("properties", {}).get(part, {})
-        return spec.get("type")
+            if part in spec.get("properties", {}):
+                spec = spec["properties"][part]
+                path.append(part)
+            elif part in spec.get("fields", {}):
+                spec = spec["fields"][part]
+            else:
+                return name, None
+        return ".".join(path), spec.get("type")
 
     def constant(self, predicate, boost: float = 1.0) -> Result:
         matches = np.zeros(len(self.live), bool)
@@ -127,25 +143,31 @@ class Matcher:
         field, value, boost = self._field_spec(spec, "term")
         if isinstance(value, dict):
             value = value.get("value")
-        kind = self.field_type(field)  # once per query, not once per document
+        path, kind = self.resolve(field)  # once per query, not once per document
         target = comparable(value, kind)
-        return self.constant(lambda source, _: target in self.values(source, field, kind), boost)
+        return self.constant(lambda source, _: target in self.values(source, path, kind), boost)
 
     def q_terms(self, spec: dict) -> Result:
         field, values, boost = self._field_spec(spec, "terms")
         if not isinstance(values, list):
             raise bad_request("[terms] query takes a list of values")
-        kind = self.field_type(field)
+        path, kind = self.resolve(field)
         targets = {comparable(v, kind) for v in values}
-        return self.constant(lambda source, _: bool(targets.intersection(self.values(source, field, kind))), boost)
+        return self.constant(lambda source, _: bool(targets.intersection(self.values(source, path, kind))), boost)
+
+    def q_prefix(self, spec: dict) -> Result:
+        field, value, boost = self._field_spec(spec, "prefix")
+        start = str(value.get("value", "") if isinstance(value, dict) else value)
+        path, _ = self.resolve(field)
+        return self.constant(lambda source, _: any(str(v).startswith(start) for v in field_values(source, path)), boost)
 
     def q_exists(self, spec: dict) -> Result:
-        field = spec.get("field")
-        return self.constant(lambda source, _: bool(field_values(source, field)), spec.get("boost", 1.0))
+        path, _ = self.resolve(spec.get("field", ""))
+        return self.constant(lambda source, _: bool(field_values(source, path)), spec.get("boost", 1.0))
 
     def q_range(self, spec: dict) -> Result:
         field, bounds, boost = self._field_spec(spec, "range")
-        kind = self.field_type(field)
+        path, kind = self.resolve(field)
         known = {"gt", "gte", "lt", "lte", "boost", "format", "time_zone"}
         if set(bounds) - known:
             raise unsupported(f"range options {sorted(set(bounds) - known)}")
@@ -159,7 +181,7 @@ class Matcher:
                 and ("lte" not in limits or value <= limits["lte"])
             )
 
-        return self.constant(lambda source, _: any(within(v) for v in self.values(source, field, kind)), boost)
+        return self.constant(lambda source, _: any(within(v) for v in self.values(source, path, kind)), boost)
 
     def q_constant_score(self, spec: dict) -> Result:
         matches, _ = self.evaluate(spec["filter"])
@@ -191,4 +213,74 @@ class Matcher:
             matches &= hits >= minimum
             scores += np.sum([s for _, s in should], axis=0)
         scores *= np.float32(spec.get("boost", 1.0))
+        return matches, np.where(matches, scores, np.float32(0))
+
+    def text_match(self, field: str, query: str, require_all: bool, boost: float) -> Result:
+        """BM25 of `query` against one `text` field (analysed) or `keyword` field (one term)."""
+        path, kind = self.resolve(field)
+        if kind not in ("text", "keyword"):
+            raise unsupported(f"[match] on field [{field}] of type [{kind}] (only text and keyword)")
+        prepare: Callable[[list], list[str]] = (
+            (lambda values: analyze(" ".join(map(str, values)))) if kind == "text" else (lambda values: values)
+        )
+        documents = [
+            prepare([str(v) for v in field_values(self.sources[slot], path)]) if self.live[slot] else None
+            for slot in range(len(self.live))
+        ]
+        documents = [None if tokens == [] else tokens for tokens in documents]
+        terms = analyze(query) if kind == "text" else [query]
+        matches, scores = bm25(documents, terms, require_all, norms=kind == "text")
+        return matches, scores * np.float32(boost)
+
+    def q_match(self, spec: dict) -> Result:
+        field, value, boost = self._field_spec(spec, "match")
+        options = value if isinstance(value, dict) else {"query": value}
+        if set(options) - {"query", "operator", "boost"}:
+            raise unsupported(f"match options {sorted(set(options) - {'query', 'operator', 'boost'})}")
+        require_all = str(options.get("operator", "or")).lower() == "and"
+        return self.text_match(field, str(options.get("query", "")), require_all, boost)
+
+    def q_multi_match(self, spec: dict) -> Result:
+        """`best_fields` (the default: the best field's score, plus `tie_breaker` times the
+        others') and `most_fields` (the sum)."""
+        if set(spec) - {"query", "fields", "type", "operator", "boost", "tie_breaker"}:
+            raise unsupported(f"multi_match options {sorted(set(spec) - {'query', 'fields', 'type', 'operator'})}")
+        kind = spec.get("type", "best_fields")
+        if kind not in ("best_fields", "most_fields"):
+            raise unsupported(f"multi_match of type [{kind}]")
+        if not spec.get("fields"):
+            raise unsupported("multi_match without [fields]")
+        require_all = str(spec.get("operator", "or")).lower() == "and"
+        per_field = []
+        for entry in spec["fields"]:
+            name, _, weight = entry.partition("^")
+            matches, scores = self.text_match(name, str(spec.get("query", "")), require_all, float(weight or 1))
+            per_field.append((matches, scores))
+        matches = np.any([m for m, _ in per_field], axis=0)
+        all_scores = np.array([s for _, s in per_field])
+        best = all_scores.max(axis=0)
+        tie = 1.0 if kind == "most_fields" else float(spec.get("tie_breaker", 0.0))
+        scores = best + tie * (all_scores.sum(axis=0) - best)
+        return matches, np.where(matches, scores * np.float32(spec.get("boost", 1.0)), 0).astype(np.float32)
+
+    def q_script_score(self, spec: dict) -> Result:
+        """Exact kNN as Elasticsearch documents it: similarity to a query vector, plus 1."""
+        matches, _ = self.evaluate(spec.get("query", {"match_all": {}}))
+        script = spec.get("script", {})
+        parsed = SIMILARITY_SCRIPT.match(script.get("source", "") if isinstance(script, dict) else "")
+        if parsed is None:
+            raise unsupported("scripts other than `cosineSimilarity(params.<vector>, '<field>') + 1.0` (or dotProduct)")
+        function, parameter, field = parsed.groups()
+        column = self.columns.get(field)
+        if column is None:
+            raise bad_request(f"field [{field}] is not a dense_vector field")
+        query = np.asarray(script.get("params", {}).get(parameter), np.float32)
+        if query.ndim != 1 or len(query) != column.dims:
+            raise bad_request(f"the query vector has [{query.size}] dimensions, the field [{column.dims}]")
+        used = len(self.ids)
+        rows = column.matrix[:used]
+        raw = rows @ (query / np.linalg.norm(query)) if function == "cosineSimilarity" else rows @ query
+        matches = matches & column.present  # same length as `live`: both grow together
+        scores = np.zeros(len(self.live), np.float32)
+        scores[:used] = (raw + 1) * spec.get("boost", 1.0)
         return matches, np.where(matches, scores, np.float32(0))

@@ -10,27 +10,20 @@ distance), not on the score. Exact search returns what HNSW approximates, so
 from __future__ import annotations
 
 import fnmatch
+import functools
 import time
 from typing import Any
 
 import numpy as np
 
 from helpers.embedded.errors import bad_request, unsupported
-from helpers.embedded.query import Matcher
+from helpers.embedded.query import NUMERIC_TYPES, Matcher, comparable, field_values
 from helpers.embedded.store import IndexView, Store
 
 MAX_NUM_CANDIDATES = 10_000
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}
-
-
-def raw_similarity(column, query: np.ndarray, used: int) -> np.ndarray:
-    """Raw similarity of every used slot: one pass over the matrix, no copy of it."""
-    rows = column.matrix[:used]
-    if column.similarity == "cosine":
-        return rows @ (query / np.linalg.norm(query))
-    if column.similarity == "l2_norm":
-        return np.linalg.norm(rows - query, axis=1)
-    return rows @ query  # dot_product, max_inner_product
+KNOWN_BODY_KEYS |= {"sort", "search_after"}
+INTEGER_TYPES = {"long", "integer", "short", "byte", "date"}
 
 
 def score_of(similarity: str, raw: np.ndarray) -> np.ndarray:
@@ -71,7 +64,7 @@ def knn_hits(view: IndexView, matcher: Matcher, clause: dict, default_k: int) ->
     filters = clause.get("filter", [])
     for f in filters if isinstance(filters, list) else [filters]:
         eligible &= matcher.evaluate(f)[0][:used]
-    raw = raw_similarity(column, query, used)
+    raw = column.raw_similarity(query, used)
     if "similarity" in clause:
         floor = float(clause["similarity"])
         eligible &= raw <= floor if column.similarity == "l2_norm" else raw >= floor
@@ -138,9 +131,11 @@ def run_search(store: Store, view: IndexView, body: dict, params: dict) -> dict:
         raise bad_request("[size] and [from] must not be negative")
     knn = body.get("knn", [])
     knn = knn if isinstance(knn, list) else [knn]
-    needs_sources = "query" in body or any("filter" in clause for clause in knn)
+    sort = sort_spec(body.get("sort", []))
+    sorts_by_field = any(name != "_score" for name, _ in sort)
+    needs_sources = "query" in body or any("filter" in clause for clause in knn) or sorts_by_field
     sources = store.sources(view) if needs_sources else []
-    matcher = Matcher(view.ids, view.live, sources, view.mappings)
+    matcher = Matcher(view, sources)
 
     scores: dict[int, float] = {}
     for clause in knn:
@@ -153,18 +148,88 @@ def run_search(store: Store, view: IndexView, body: dict, params: dict) -> dict:
     if "min_score" in body:
         scores = {s: v for s, v in scores.items() if v >= float(body["min_score"])}
 
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    if sort:
+        ranked, sort_values = sorted_by(matcher, scores, sort, body.get("search_after"))
+    else:
+        ranked, sort_values = sorted(scores.items(), key=lambda item: (-item[1], item[0])), {}
     page = ranked[offset : offset + size]
+    hits = render_hits(store, view, page, body, params)
+    if sort:
+        for hit, (slot, _) in zip(hits, page):
+            hit["sort"] = sort_values[slot]
+            if all(name != "_score" for name, _ in sort):
+                hit["_score"] = None  # as a cluster does: sorting by a field does not compute scores
     return {
         "took": int((time.perf_counter() - started) * 1000),
         "timed_out": False,
         "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
         "hits": {
             "total": {"value": len(ranked), "relation": "eq"},
-            "max_score": ranked[0][1] if ranked else None,
-            "hits": render_hits(store, view, page, body, params),
+            "max_score": ranked[0][1] if ranked and not sorts_by_field else None,
+            "hits": hits,
         },
     }
+
+
+def sort_spec(spec: Any) -> list[tuple[str, bool]]:
+    """`sort` as [(field, descending)]: "field", {"field": "desc"} or {"field": {"order": ...}}."""
+    items = spec if isinstance(spec, list) else [spec]
+    parsed = []
+    for item in items:
+        if isinstance(item, str):
+            name, order = item, "desc" if item == "_score" else "asc"
+        elif isinstance(item, dict) and len(item) == 1:
+            ((name, order),) = item.items()
+            if isinstance(order, dict):
+                if set(order) - {"order"}:
+                    raise unsupported(f"sort options {sorted(set(order) - {'order'})}")
+                order = order.get("order", "desc" if name == "_score" else "asc")
+        else:
+            raise bad_request(f"malformed sort {item!r}")
+        if order not in ("asc", "desc"):
+            raise bad_request(f"[sort] order must be asc or desc, not [{order}]")
+        parsed.append((name, order == "desc"))
+    return parsed
+
+
+def sorted_by(
+    matcher: Matcher, scores: dict[int, float], sort: list[tuple[str, bool]], search_after: list | None
+) -> tuple[list[tuple[int, float]], dict[int, list]]:
+    """Hits in `sort` order (documents without a value last, as `missing: _last` does),
+    those after `search_after` only, with the sort values each hit reports."""
+    fields = [(name, descending, *matcher.resolve(name)) for name, descending in sort]
+
+    def key_of(slot: int, score: float) -> list:
+        key = []
+        for name, descending, path, kind in fields:
+            if name == "_score":
+                key.append(score)
+                continue
+            values = [comparable(v, kind) for v in field_values(matcher.sources[slot], path)]
+            value = (max(values) if descending else min(values)) if values else None
+            key.append(int(value) if value is not None and kind in INTEGER_TYPES else value)
+        return key
+
+    def compare(a: list, b: list) -> int:
+        for (_, descending, _, _), x, y in zip(fields, a, b):
+            if x == y:
+                continue
+            if x is None or y is None:
+                return 1 if x is None else -1
+            return (1 if x > y else -1) * (-1 if descending else 1)
+        return 0
+
+    keys = {slot: key_of(slot, score) for slot, score in scores.items()}
+    if search_after is not None:
+        if not isinstance(search_after, list) or len(search_after) != len(fields):
+            raise bad_request("[search_after] must have one value per sort field")
+        after = [
+            comparable(v, kind) if kind in NUMERIC_TYPES | {"date"} else v
+            for (_, _, _, kind), v in zip(fields, search_after)
+        ]
+        keys = {slot: key for slot, key in keys.items() if compare(key, after) > 0}
+    order = sorted(keys, key=functools.cmp_to_key(lambda a, b: compare(keys[a], keys[b]) or a - b))
+    return [(slot, scores[slot]) for slot in order], keys
 
 
 def render_hits(store: Store, view: IndexView, page: list[tuple[int, float]], body: dict, params: dict) -> list[dict]:
@@ -196,6 +261,6 @@ def run_count(store: Store, view: IndexView, body: dict) -> dict:
     if "query" not in body:
         count = view.count
     else:
-        matcher = Matcher(view.ids, view.live, store.sources(view), view.mappings)
+        matcher = Matcher(view, store.sources(view))
         count = int(matcher.evaluate(body["query"])[0].sum())
     return {"count": count, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}

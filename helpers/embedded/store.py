@@ -57,6 +57,15 @@ class VectorColumn:
             return vector / np.linalg.norm(vector)
         return vector
 
+    def raw_similarity(self, query: np.ndarray, used: int) -> np.ndarray:
+        """Raw similarity of every used slot: one pass over the matrix, no copy of it."""
+        rows = self.matrix[:used]
+        if self.similarity == "cosine":
+            return rows @ (query / np.linalg.norm(query))
+        if self.similarity == "l2_norm":
+            return np.linalg.norm(rows - query, axis=1)
+        return rows @ query  # dot_product, max_inner_product
+
 
 @dataclass
 class IndexView:

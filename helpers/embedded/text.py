@@ -1,0 +1,49 @@
+"""Full-text matching for the embedded engine: the `simple` analyzer and Lucene's BM25.
+
+Only what the project's mapping uses is implemented: `text` fields analysed with `simple`
+(runs of letters, lower-cased), and `keyword` fields matched as one whole term. Scores follow
+Lucene's BM25 (k1 = 1.2, b = 0.75, no (k1 + 1) factor); a cluster stores field lengths in
+one byte, so its scores can differ slightly in the third digit, never in which documents match.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import numpy as np
+
+ANALYZERS = {"simple"}
+LETTER_RUNS = re.compile(r"[^\W\d_]+")
+K1, B = 1.2, 0.75
+
+
+def analyze(text: str) -> list[str]:
+    """Elasticsearch's `simple` analyzer: split on anything that is not a letter, lower-case."""
+    return [token.lower() for token in LETTER_RUNS.findall(text)]
+
+
+def bm25(documents: list[list[str] | None], terms: list[str], require_all: bool, norms: bool) -> tuple:
+    """(matches, scores) of query `terms` against each document's tokens (None: the document has
+    no value). Per term: idf · tf / (tf + k1 · (1 − b + b · length / average length)), summed.
+    Without norms (keyword fields) the length part is left out, as Lucene does."""
+    with_field = [tokens for tokens in documents if tokens is not None]
+    lengths = np.array([len(tokens) if tokens else 0 for tokens in documents], np.float64)
+    average = lengths.sum() / len(with_field) if with_field else 1.0
+    length_part = K1 * (1 - B + B * lengths / average) if norms and average > 0 else np.full(len(documents), K1)
+    counts = [Counter(tokens) if tokens else None for tokens in documents]
+    unique_terms = list(dict.fromkeys(terms))
+    scores = np.zeros(len(documents), np.float64)
+    found = np.zeros(len(documents), np.int64)
+    for term in unique_terms:
+        tf = np.array([c[term] if c else 0 for c in counts], np.float64)
+        containing = int((tf > 0).sum())
+        if not containing:
+            continue
+        idf = math.log(1 + (len(with_field) - containing + 0.5) / (containing + 0.5))
+        scores += idf * tf / (tf + length_part)
+        found += tf > 0
+    matches = (found == len(unique_terms)) if require_all else (found > 0)
+    matches &= bool(unique_terms)
+    return matches, np.where(matches, scores, 0).astype(np.float32)
