@@ -12,6 +12,8 @@ from elasticsearch import Elasticsearch
 VECTOR_FIELD = "image_vector"
 INDEX_OPTIONS = ("hnsw", "int8_hnsw", "bbq_hnsw")
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 100
+MAPPING_VERSION = 2  # 2: labels and filename also indexed as words (`.text`) for hybrid search
+WORDS = {"text": {"type": "text", "analyzer": "simple"}}  # "red_circle.jpg" -> red, circle, jpg
 
 
 class IndexMismatch(RuntimeError):
@@ -20,11 +22,13 @@ class IndexMismatch(RuntimeError):
 
 def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict:
     """`dims` comes from the model (`ClipEmbedder.dim`), never from a constant. The model id
-    goes in `_meta`: two CLIP models can share a dimension but never a vector space."""
+    goes in `_meta`: two CLIP models can share a dimension but never a vector space.
+    `labels` and `filename` are keywords (exact filters) with a `.text` multi-field of words
+    (full-text matching for hybrid search)."""
     if index_options not in INDEX_OPTIONS:
         raise ValueError(f"index_options must be one of {', '.join(INDEX_OPTIONS)}, not {index_options!r}")
     return {
-        "_meta": {"model": model_id},
+        "_meta": {"model": model_id, "mapping_version": MAPPING_VERSION},
         "properties": {
             VECTOR_FIELD: {
                 "type": "dense_vector",
@@ -33,8 +37,8 @@ def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict
                 "similarity": "cosine",
                 "index_options": {"type": index_options, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
             },
-            "filename": {"type": "keyword"},
-            "labels": {"type": "keyword"},
+            "filename": {"type": "keyword", "fields": WORDS},
+            "labels": {"type": "keyword", "fields": WORDS},
             "uploaded_at": {"type": "date"},
             "width": {"type": "integer"},
             "height": {"type": "integer"},
@@ -43,11 +47,12 @@ def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict
     }
 
 
-def existing_model(es: Elasticsearch, index: str) -> tuple[int | None, str | None]:
-    """(vector dimension, model id) of an existing index; None where it does not say."""
+def existing_model(es: Elasticsearch, index: str) -> tuple[int | None, str | None, int | None]:
+    """(vector dimension, model id, mapping version) of an existing index; None where it does not say."""
     mappings = next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
     dims = mappings.get("properties", {}).get(VECTOR_FIELD, {}).get("dims")
-    return dims, mappings.get("_meta", {}).get("model")
+    meta = mappings.get("_meta", {})
+    return dims, meta.get("model"), meta.get("mapping_version")
 
 
 def ensure_index(
@@ -59,11 +64,16 @@ def ensure_index(
     if exists and recreate:
         es.indices.delete(index=index)
     elif exists:
-        found_dims, found_model = existing_model(es, index)
+        found_dims, found_model, found_version = existing_model(es, index)
         if (found_dims, found_model) != (dims, model_id):
             raise IndexMismatch(
                 f"index {index!r} holds {found_dims}-dimensional vectors of model {found_model} but {model_id} "
                 f"makes {dims}-dimensional ones: re-create it (recreate=True / --recreate) or use another index name"
+            )
+        if found_version != MAPPING_VERSION:
+            raise IndexMismatch(
+                f"index {index!r} was built with an older mapping (no word fields for hybrid search): re-create it "
+                "(recreate=True / --recreate; the embedding cache makes that quick) or use another index name"
             )
         return "kept"
     es.indices.create(index=index, mappings=index_mapping(dims, model_id, index_options))
