@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
@@ -40,3 +41,8 @@ def fetch_image(url: str, max_bytes: int = MAX_BYTES, timeout: float = TIMEOUT_S
     except (UnidentifiedImageError, OSError) as error:
         raise ImageFetchError(f"{url} is not an image PIL can read ({error})") from None
     return image
+
+
+def fetched(image: str | Path | Image.Image) -> str | Path | Image.Image:
+    """A URL's picture downloaded; files and PIL images as they are."""
+    return fetch_image(image) if isinstance(image, str) and is_url(image) else image

@@ -1,9 +1,10 @@
-"""kNN search by text, by image, or by an indexed image ("more like this").
+"""kNN search by text, by image, by an indexed image ("more like this"), or a weighted mix.
 
 Every query is one top-level `knn` search: `num_candidates` candidates per shard feed the
-top `k`; label filters are pre-filters (applied during the search, so `k` hits still come
-back when enough documents match); `similarity` is a floor below which nothing counts as
-relevant. Vectors are left out of what comes back.
+top `k`; label and upload-date filters are pre-filters (applied during the search, so `k`
+hits still come back when enough documents match); `similarity` is a floor below which
+nothing counts as relevant. Pages beyond the first ask kNN for `page × k` hits and skip the
+earlier ones (`from`). Vectors are left out of what comes back.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from elasticsearch import Elasticsearch
 from PIL import Image
 
 from helpers.clip import ClipEmbedder
-from helpers.fetch import fetch_image, is_url
+from helpers.fetch import fetched
 from helpers.mapping import VECTOR_FIELD
 
 RETURNED_FIELDS = ["filename", "labels"]
+MAX_DEPTH = 10_000  # k × page: Elasticsearch's limit on k and num_candidates
 
 
 class DocumentNotFound(LookupError):
-    """The id given for "more like this" is not in the index."""
+    """The id given for "more like this" is not in the index, or names several images."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Hit:
 def format_hits(hits: list[Hit]) -> str:
     """One line per hit: rank, score, file, labels, and the id to use with `--similar-to`."""
     if not hits:
-        return "  no image scored above the floor: nothing relevant"
+        return "  no hits: nothing passed the filters or scored above the floor (nothing relevant)"
     lines = []
     for rank, hit in enumerate(hits, 1):
         labels = ", ".join(hit.labels) or "-"
@@ -61,8 +63,11 @@ def knn_clause(
     labels: list[str] | None = None,
     min_similarity: float | None = None,
     exclude_ids: list[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> dict:
-    """The `knn` section of a search request. Several labels must all be present."""
+    """The `knn` section of a search request. Several labels must all be present; `since`
+    (inclusive) and `until` (exclusive) bound the upload date (ISO 8601 or date math, `now-7d`)."""
     clause: dict = {
         "field": VECTOR_FIELD,
         "query_vector": [float(x) for x in vector],
@@ -70,6 +75,9 @@ def knn_clause(
         "num_candidates": num_candidates or default_num_candidates(k),
     }
     filters: list[dict] = [{"term": {"labels": label}} for label in labels or []]
+    if since or until:
+        bounds = {"gte": since} if since else {}
+        filters.append({"range": {"uploaded_at": {**bounds, **({"lt": until} if until else {})}}})
     if exclude_ids:
         filters.append({"bool": {"must_not": [{"ids": {"values": exclude_ids}}]}})
     if filters:
@@ -79,12 +87,19 @@ def knn_clause(
     return clause
 
 
-def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, **options) -> list[Hit]:
-    response = es.search(index=index, knn=knn_clause(vector, k=k, **options), size=k, source=RETURNED_FIELDS)
+def hits_of(response) -> list[Hit]:
     return [
         Hit(h["_id"], h["_source"].get("filename", ""), float(h["_score"]), tuple(h["_source"].get("labels", [])))
         for h in response["hits"]["hits"]
     ]
+
+
+def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, page: int = 1, **options) -> list[Hit]:
+    """Hits `(page - 1) × k + 1` to `page × k`."""
+    if page * k > MAX_DEPTH:
+        raise ValueError(f"page × k must be at most {MAX_DEPTH}, got {page} × {k}")
+    clause = knn_clause(vector, k=page * k, **options)
+    return hits_of(es.search(index=index, knn=clause, from_=(page - 1) * k, size=k, source=RETURNED_FIELDS))
 
 
 def search_text(es: Elasticsearch, embedder: ClipEmbedder, index: str, text: str, **options) -> list[Hit]:
@@ -95,24 +110,59 @@ def search_image(
     es: Elasticsearch, embedder: ClipEmbedder, index: str, image: str | Path | Image.Image, **options
 ) -> list[Hit]:
     """Query by a picture: a file, a URL (http/https), or a PIL image."""
-    if isinstance(image, str) and is_url(image):
-        image = fetch_image(image)
-    return knn_search(es, index, embedder.embed_images([image])[0], **options)
+    return knn_search(es, index, embedder.embed_images([fetched(image)])[0], **options)
 
 
-def stored_vector(es: Elasticsearch, index: str, doc_id: str) -> np.ndarray:
+def stored_vector(es: Elasticsearch, index: str, doc_id: str) -> tuple[np.ndarray, str]:
     """An indexed image's vector, read through `fields`: works on 8.x and on 9.x, where
-    vectors are no longer returned in `_source` by default."""
-    response = es.search(index=index, query={"ids": {"values": [doc_id]}}, source=False, fields=[VECTOR_FIELD])
+    vectors are no longer returned in `_source` by default. `doc_id` may be the start of an
+    id, as `search` prints it (12 characters), if no other id starts the same way."""
+    query = {"ids": {"values": [doc_id]}} if len(doc_id) == 64 else {"prefix": {"sha256": doc_id}}
+    response = es.search(index=index, query=query, source=False, fields=[VECTOR_FIELD], size=2)
     hits = response["hits"]["hits"]
     if not hits:
-        raise DocumentNotFound(
-            f"no image with id {doc_id!r} in index {index!r}: ids are the sha256 values `search` prints"
-        )
-    return np.asarray(hits[0]["fields"][VECTOR_FIELD], dtype=np.float32)
+        raise DocumentNotFound(f"no image with id {doc_id!r} in index {index!r}: use an id that `search` printed")
+    if len(hits) > 1:
+        raise DocumentNotFound(f"several images have ids starting {doc_id!r}: give more of the id")
+    return np.asarray(hits[0]["fields"][VECTOR_FIELD], dtype=np.float32), hits[0]["_id"]
 
 
 def search_similar(es: Elasticsearch, index: str, doc_id: str, **options) -> list[Hit]:
     """More like this: the nearest other images to an indexed one (itself excluded)."""
-    exclude = [doc_id, *options.pop("exclude_ids", [])]
-    return knn_search(es, index, stored_vector(es, index, doc_id), exclude_ids=exclude, **options)
+    vector, full_id = stored_vector(es, index, doc_id)
+    return knn_search(es, index, vector, exclude_ids=[full_id, *options.pop("exclude_ids", [])], **options)
+
+
+def mix(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """A weighted sum of unit vectors, back to unit length: the nearest images to it are those
+    with the best weighted sum of cosines to every part ("this picture, but at night")."""
+    total = np.sum([weight * vector / np.linalg.norm(vector) for vector, weight in parts], axis=0)
+    norm = np.linalg.norm(total)
+    if norm < 1e-6:
+        raise ValueError("the weighted parts cancel out: change the weights")
+    return (total / norm).astype(np.float32)
+
+
+def search_mixed(
+    es: Elasticsearch,
+    embedder: ClipEmbedder,
+    index: str,
+    text: str,
+    image: str | Path | Image.Image | None = None,
+    similar_to: str | None = None,
+    text_weight: float = 0.5,
+    **options,
+) -> list[Hit]:
+    """A picture (a file, URL, PIL image, or an indexed id) steered by words: `text_weight`
+    of the query is the text, the rest the picture. An indexed picture is left out of its hits."""
+    if (image is None) == (similar_to is None):
+        raise ValueError("give exactly one picture: image= or similar_to=")
+    if not 0 <= text_weight <= 1:
+        raise ValueError(f"text_weight must be between 0 and 1, got {text_weight}")
+    if similar_to is not None:
+        picture, full_id = stored_vector(es, index, similar_to)
+        options["exclude_ids"] = [full_id, *options.get("exclude_ids", [])]
+    else:
+        picture = embedder.embed_images([fetched(image)])[0]
+    vector = mix([(embedder.embed_texts([text])[0], text_weight), (picture, 1 - text_weight)])
+    return knn_search(es, index, vector, **options)
