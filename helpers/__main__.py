@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from helpers.config import DATA_DIR, load_settings, scrub
+from helpers.dedup import DEFAULT_THRESHOLD
 from helpers.mapping import INDEX_OPTIONS
 
 
@@ -101,32 +104,116 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from helpers import search
-    from helpers.clip import embedder_for
-    from helpers.connect import connect
+DATE_MATH = re.compile(r"^now(?:[+-]\d+[yMwdhHms])?(?:/[yMwdhHms])?$")
 
+
+def checked_date(value: str | None, flag: str) -> str | None:
+    """ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z) or date math (now-7d); refused here, in
+    one line, rather than by the cluster."""
+    if value is None or DATE_MATH.match(value):
+        return value
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a date: use 2024-05-01, 2024-05-01T12:00:00Z or now-7d") from None
+    return value
+
+
+def search_options(args: argparse.Namespace) -> dict:
     if not 1 <= args.k <= 10_000:
         raise UsageError("--k must be between 1 and 10000")
+    if args.page < 1 or args.page * args.k > 10_000:
+        raise UsageError("--page must be at least 1, and --page × --k at most 10000")
+    return {
+        "k": args.k,
+        "page": args.page,
+        "labels": args.label,
+        "min_similarity": args.min_score,
+        "since": checked_date(args.since, "--since"),
+        "until": checked_date(args.until, "--until"),
+    }
+
+
+def run_query(args: argparse.Namespace, es, settings, index: str) -> tuple[list, str]:
+    """The hits and a title for whichever query the flags describe."""
+    from helpers import hybrid, search
+    from helpers.clip import embedder_for
+    from helpers.fetch import is_url
+
+    options = search_options(args)
+    if args.image and not is_url(args.image) and not Path(args.image).is_file():
+        raise UsageError(f"{args.image} is not a file or an http(s) URL")
+    if args.hybrid and (args.text is None or args.image or args.similar_to):
+        raise UsageError("--hybrid works on --text alone: it matches the words in labels and file names too")
+    for flag, weight in (("--text-weight", args.text_weight), ("--word-weight", args.word_weight)):
+        if not 0 <= weight <= 1:
+            raise UsageError(f"{flag} must be between 0 and 1")
+    if args.text is None and args.image is None:
+        return search.search_similar(es, index, args.similar_to, **options), f"more like {args.similar_to[:12]}"
+    embedder = embedder_for(settings)
+    if args.hybrid:
+        hits, fusion = hybrid.hybrid_search(
+            es, embedder, index, args.text, fusion=args.fusion, text_weight=args.word_weight, **options
+        )
+        return hits, f"hybrid ({fusion} fusion): {args.text!r}"
+    if args.text is not None and (args.image or args.similar_to):
+        picture = args.image or f"id {args.similar_to[:12]}"
+        hits = search.search_mixed(
+            es, embedder, index, args.text, args.image, args.similar_to, args.text_weight, **options
+        )
+        return hits, f"{picture} + {args.text!r} (text weight {args.text_weight})"
+    if args.text is not None:
+        return search.search_text(es, embedder, index, args.text, **options), f"text: {args.text!r}"
+    return search.search_image(es, embedder, index, args.image, **options), f"image: {args.image}"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from helpers.connect import connect
+
+    if args.text is None and args.image is None and args.similar_to is None:
+        raise UsageError("give a query: --text, --image or --similar-to (--text combines with either of the others)")
     settings = load_settings()
     index = args.index or settings.index_name
     es = connect(settings, quiet=args.json)
-    options = {"k": args.k, "labels": args.label, "min_similarity": args.min_score}
-    if args.similar_to:
-        hits = search.search_similar(es, index, args.similar_to, **options)
-        title = f"more like {args.similar_to[:12]}"
-    else:
-        embedder = embedder_for(settings)
-        if args.text is not None:
-            hits, title = search.search_text(es, embedder, index, args.text, **options), f"text: {args.text!r}"
-        else:
-            if not search.is_url(args.image) and not Path(args.image).is_file():
-                raise UsageError(f"{args.image} is not a file or an http(s) URL")
-            hits, title = search.search_image(es, embedder, index, args.image, **options), f"image: {args.image}"
+    hits, title = run_query(args, es, settings, index)
     if args.json:
         emit([hit.as_json() for hit in hits], True, "")
     else:
-        print_hits(title, hits)
+        first = (args.page - 1) * args.k + 1
+        print_hits(f"{title} (hits {first} to {first + args.k - 1})" if args.page > 1 else title, hits)
+    return 0
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from helpers.connect import connect
+    from helpers.dedup import find_duplicates
+
+    if not 0 < args.threshold <= 1:
+        raise UsageError("--threshold must be a cosine similarity in (0, 1], e.g. 0.975")
+    settings = load_settings()
+    index = args.index or settings.index_name
+    groups = find_duplicates(connect(settings, quiet=args.json), index, args.threshold)
+    lines = [f"{len(groups)} group(s) of near-duplicates in index {index!r} (cosine >= {args.threshold})"]
+    for number, group in enumerate(groups, 1):
+        lines += [f"  group {number}:"] + [f"    {m['filename']}  id={m['id'][:12]}" for m in group]
+    emit(groups, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from helpers.classify import classify, parse_labels
+    from helpers.clip import embedder_for
+    from helpers.fetch import is_url
+
+    try:
+        labels = parse_labels(args.labels)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not is_url(args.image) and not Path(args.image).is_file():
+        raise UsageError(f"{args.image} is not a file or an http(s) URL")
+    ranked = classify(embedder_for(load_settings()), args.image, labels)
+    human = "\n".join(f"  {r['probability']:7.2%}  {r['score']:.4f}  {r['label']}" for r in ranked)
+    emit(ranked, args.json, f"{args.image}: labels by CLIP similarity (probability, cosine)\n{human}")
     return 0
 
 
@@ -209,17 +296,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("search", help="kNN search by text, image, or an indexed image")
-    query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument("--text", help="a text prompt")
-    query.add_argument("--image", help="an image file or an http(s) URL")
-    query.add_argument("--similar-to", metavar="ID", help="an indexed image's id: more like this")
-    p.add_argument("--k", type=int, default=10, help="number of hits (default 10)")
+    p = sub.add_parser("search", help="kNN search by text, image, an indexed image, or text with a picture")
+    p.add_argument("--text", help="a text prompt (with --image or --similar-to: steers that picture)")
+    picture = p.add_mutually_exclusive_group()
+    picture.add_argument("--image", help="an image file or an http(s) URL")
+    picture.add_argument("--similar-to", metavar="ID", help="an indexed image's id: more like this")
+    p.add_argument("--text-weight", type=float, default=0.5, help="text's share of a text + picture query (0.5)")
+    p.add_argument("--hybrid", action="store_true", help="also match --text's words in labels and file names")
+    p.add_argument("--fusion", choices=("auto", "rrf", "linear"), default="auto", help="how --hybrid fuses (auto)")
+    p.add_argument("--word-weight", type=float, default=0.1, help="--hybrid linear fusion: weight of BM25 (0.1)")
+    p.add_argument("--k", type=int, default=10, help="number of hits per page (default 10)")
+    p.add_argument("--page", type=int, default=1, help="page of hits: 2 gives hits k+1 to 2k (default 1)")
     p.add_argument("--label", action="append", help="only images with this label (repeat: all of them)")
+    p.add_argument("--since", help="only images uploaded at or after this date (2024-05-01, now-7d)")
+    p.add_argument("--until", help="only images uploaded before this date")
     p.add_argument("--min-score", type=float, help="similarity floor (cosine): fewer hits when nothing is close")
     p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
     p.add_argument("--json", action="store_true", help="print a JSON list of hits as the last line")
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("dedup", help="groups of near-duplicate images (re-encoded, resized copies)")
+    p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"cosine (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--json", action="store_true", help="print a JSON list of groups as the last line")
+    p.set_defaults(run=cmd_dedup)
+
+    p = sub.add_parser("classify", help="zero-shot labels: rank candidate labels for an image")
+    p.add_argument("image", help="an image file or an http(s) URL")
+    p.add_argument("--labels", required=True, help='comma-separated candidates, e.g. "cat,dog,coffee cup"')
+    p.add_argument("--json", action="store_true", help="print a JSON list of {label, score, probability}")
+    p.set_defaults(run=cmd_classify)
 
     p = sub.add_parser("demo", help="the main job: data, embeddings, index, a text and an image query")
     p.add_argument("--out", default=str(DATA_DIR / "results" / "demo.png"), help="where to write the result grid")
