@@ -120,7 +120,7 @@ def index_folder(
     ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
     report = IndexReport(index=index, skipped=skipped)
     by_id = {r.sha256: r for r in records}
-    uploaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    uploaded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
 
     def actions() -> Iterator[dict]:
