@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from helpers.clip import ClipEmbedder
+from helpers.dataset import label_file_for
 from helpers.dedup import DEFAULT_THRESHOLD, find_duplicates
 from helpers.demo_data import plant_near_duplicates, write_demo_dataset
 from helpers.embedded import embedded_client
@@ -33,9 +34,8 @@ def measure(embedder: ClipEmbedder, seed: int, work: Path) -> dict[float, dict[s
         for original, copy in pairs:  # a second kind may copy the same original: keep the names apart
             renamed = copy.with_name(f"{copy.stem}{offset}.jpg")
             copy.rename(renamed)
-            labels = copy.parent.parent / "labels" / f"{copy.stem}.txt"
-            if labels.exists():
-                labels.rename(labels.with_name(f"{renamed.stem}.txt"))
+            if label_file_for(copy).exists():
+                label_file_for(copy).rename(label_file_for(renamed))
             planted.setdefault(kind, []).append((original.name, renamed.name))
     es = embedded_client(work / f"engine-{seed}")
     index_folder(es, embedder, data, "dedup", progress=False)

@@ -18,6 +18,8 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFilter
 
+from helpers.dataset import find_images, label_file_for
+
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 170, 50),
@@ -170,19 +172,17 @@ def write_demo_dataset(out: Path, count: int = 128, seed: int = 0) -> Path:
 
 
 def plant_near_duplicates(data_dir: Path, count: int, quality: int = 60, scale: float = 1.0, seed: int = 0) -> list:
-    """Copy `count` of the set's images as near-duplicates: re-encoded as JPEG at `quality`,
-    resized by `scale`, saved beside the original as `<name>_copy.jpg` with its labels.
-    Returns [(original, copy)] paths; the test and the threshold measurement of `dedup`."""
-    images_dir, labels_dir = data_dir / "train" / "images", data_dir / "train" / "labels"
-    originals = random.Random(seed).sample(sorted(p for p in images_dir.glob("*.jpg") if "_copy" not in p.stem), count)
+    """Copy `count` of a data set's images as near-duplicates: re-encoded as JPEG at `quality`,
+    resized by `scale`, saved beside the original as `<name>_copy.jpg`, with its YOLO labels.
+    Returns [(original, copy)] paths: what `dedup` should find."""
+    candidates = [p for p in find_images(data_dir) if not p.stem.endswith("_copy")]
     planted = []
-    for original in originals:
+    for original in random.Random(seed).sample(candidates, count):
         copy = original.with_name(f"{original.stem}_copy.jpg")
         with Image.open(original) as image:
             size = (round(image.width * scale), round(image.height * scale))
             image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(copy, quality=quality)
-        labels = labels_dir / f"{original.stem}.txt"
-        if labels.is_file():
-            (labels_dir / f"{copy.stem}.txt").write_text(labels.read_text())
+        if label_file_for(original).is_file():
+            label_file_for(copy).write_text(label_file_for(original).read_text())
         planted.append((original, copy))
     return planted
