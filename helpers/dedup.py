@@ -3,9 +3,10 @@
 Content-hash ids already make byte-identical files one document; this finds the copies that
 hashing cannot: re-encoded, resized, re-saved. The vectors are read once, in pages sorted by
 `sha256` (`search_after`, so no 10,000-hit window and no scroll context to keep open), then
-compared as one matrix product per block of rows: exact, in memory bounded by the block, and
-about a second per 10,000 × 10,000 comparisons on two cores. Images joined by a chain of close
-pairs form one group.
+compared as one matrix product per block of rows: exact, in memory bounded by the block.
+Measured on two cores, 512 dimensions: 10,000 vectors in 0.7 s, 30,000 in 3.6 s (the work
+grows with the square: about 40 s for 100,000). Images joined by a chain of close pairs form
+one group.
 
 The default threshold was measured on the demo data: `python -m bench.dedup_threshold` plants
 re-encoded, resized copies in three freshly generated demo sets and reports the cosine of
