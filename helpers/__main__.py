@@ -120,6 +120,18 @@ def checked_date(value: str | None, flag: str) -> str | None:
 
 
 def search_options(args: argparse.Namespace) -> dict:
+    """The query's options, every flag checked before anything connects or loads a model."""
+    from helpers.fetch import is_url
+
+    if args.text is None and args.image is None and args.similar_to is None:
+        raise UsageError("give a query: --text, --image or --similar-to (--text combines with either of the others)")
+    if args.image and not is_url(args.image) and not Path(args.image).is_file():
+        raise UsageError(f"{args.image} is not a file or an http(s) URL")
+    if args.hybrid and (args.text is None or args.image or args.similar_to):
+        raise UsageError("--hybrid works on --text alone: it matches the words in labels and file names too")
+    for flag, weight in (("--text-weight", args.text_weight), ("--word-weight", args.word_weight)):
+        if not 0 <= weight <= 1:
+            raise UsageError(f"{flag} must be between 0 and 1")
     if not 1 <= args.k <= 10_000:
         raise UsageError("--k must be between 1 and 10000")
     if args.page < 1 or args.page * args.k > 10_000:
@@ -134,20 +146,11 @@ def search_options(args: argparse.Namespace) -> dict:
     }
 
 
-def run_query(args: argparse.Namespace, es, settings, index: str) -> tuple[list, str]:
+def run_query(args: argparse.Namespace, options: dict, es, settings, index: str) -> tuple[list, str]:
     """The hits and a title for whichever query the flags describe."""
     from helpers import hybrid, search
     from helpers.clip import embedder_for
-    from helpers.fetch import is_url
 
-    options = search_options(args)
-    if args.image and not is_url(args.image) and not Path(args.image).is_file():
-        raise UsageError(f"{args.image} is not a file or an http(s) URL")
-    if args.hybrid and (args.text is None or args.image or args.similar_to):
-        raise UsageError("--hybrid works on --text alone: it matches the words in labels and file names too")
-    for flag, weight in (("--text-weight", args.text_weight), ("--word-weight", args.word_weight)):
-        if not 0 <= weight <= 1:
-            raise UsageError(f"{flag} must be between 0 and 1")
     if args.text is None and args.image is None:
         return search.search_similar(es, index, args.similar_to, **options), f"more like {args.similar_to[:12]}"
     embedder = embedder_for(settings)
@@ -170,12 +173,11 @@ def run_query(args: argparse.Namespace, es, settings, index: str) -> tuple[list,
 def cmd_search(args: argparse.Namespace) -> int:
     from helpers.connect import connect
 
-    if args.text is None and args.image is None and args.similar_to is None:
-        raise UsageError("give a query: --text, --image or --similar-to (--text combines with either of the others)")
+    options = search_options(args)
     settings = load_settings()
     index = args.index or settings.index_name
     es = connect(settings, quiet=args.json)
-    hits, title = run_query(args, es, settings, index)
+    hits, title = run_query(args, options, es, settings, index)
     if args.json:
         emit([hit.as_json() for hit in hits], True, "")
     else:

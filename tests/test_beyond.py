@@ -185,6 +185,8 @@ def test_cli_dedup_classify_and_search_flags(planted, offline_cli: Path, capsys)
     ],
 )
 def test_cli_refuses_bad_input_in_one_line(offline_cli: Path, capsys, argv: list[str], message: str) -> None:
+    """Before connecting: with no engine folder and no cluster, nothing is created."""
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not offline_cli.exists()
