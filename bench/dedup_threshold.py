@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from helpers.clip import ClipEmbedder
-from helpers.dataset import label_file_for
 from helpers.dedup import DEFAULT_THRESHOLD, find_duplicates
 from helpers.demo_data import plant_near_duplicates, write_demo_dataset
 from helpers.embedded import embedded_client
@@ -30,13 +29,11 @@ def measure(embedder: ClipEmbedder, seed: int, work: Path) -> dict[float, dict[s
     data = write_demo_dataset(work / f"demo-{seed}", count=128, seed=seed)
     planted: dict[str, list[tuple[str, str]]] = {}
     for offset, (kind, (quality, scale)) in enumerate(COPY_KINDS.items()):
-        pairs = plant_near_duplicates(data, PER_KIND, quality=quality, scale=scale, seed=seed + offset)
-        for original, copy in pairs:  # a second kind may copy the same original: keep the names apart
-            renamed = copy.with_name(f"{copy.stem}{offset}.jpg")
-            copy.rename(renamed)
-            if label_file_for(copy).exists():
-                label_file_for(copy).rename(label_file_for(renamed))
-            planted.setdefault(kind, []).append((original.name, renamed.name))
+        # A tag per kind: two kinds may copy the same original.
+        pairs = plant_near_duplicates(
+            data, PER_KIND, quality=quality, scale=scale, seed=seed + offset, tag=f"copy{offset}"
+        )
+        planted[kind] = [(original.name, copy.name) for original, copy in pairs]
     es = embedded_client(work / f"engine-{seed}")
     index_folder(es, embedder, data, "dedup", progress=False)
     results = {}

@@ -171,14 +171,18 @@ def write_demo_dataset(out: Path, count: int = 128, seed: int = 0) -> Path:
     return out
 
 
-def plant_near_duplicates(data_dir: Path, count: int, quality: int = 60, scale: float = 1.0, seed: int = 0) -> list:
-    """Copy `count` of a data set's images as near-duplicates: re-encoded as JPEG at `quality`,
-    resized by `scale`, saved beside the original as `<name>_copy.jpg`, with its YOLO labels.
-    Returns [(original, copy)] paths: what `dedup` should find."""
-    candidates = [p for p in find_images(data_dir) if not p.stem.endswith("_copy")]
+def plant_near_duplicates(
+    data_dir: Path, count: int, quality: int = 60, scale: float = 1.0, seed: int = 0, tag: str = "copy"
+) -> list:
+    """Copy `count` of a data set's original images (never an earlier copy) as near-duplicates:
+    re-encoded as JPEG at `quality`, resized by `scale`, saved beside the original as
+    `<name>_<tag>.jpg`, with its YOLO labels. Returns [(original, copy)]: what `dedup` should find."""
+    if not tag.startswith("copy"):
+        raise ValueError(f"tag must start with 'copy' (that is how copies are told apart), not {tag!r}")
+    candidates = [p for p in find_images(data_dir) if "_copy" not in p.stem]
     planted = []
     for original in random.Random(seed).sample(candidates, count):
-        copy = original.with_name(f"{original.stem}_copy.jpg")
+        copy = original.with_name(f"{original.stem}_{tag}.jpg")
         with Image.open(original) as image:
             size = (round(image.width * scale), round(image.height * scale))
             image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(copy, quality=quality)
