@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -104,12 +103,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
-DATE_MATH = re.compile(r"^now(?:[+-]\d+[yMwdhHms])?(?:/[yMwdhHms])?$")
-
-
 def checked_date(value: str | None, flag: str) -> str | None:
     """ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z) or date math (now-7d); refused here, in
     one line, rather than by the cluster."""
+    from helpers.embedded.query import DATE_MATH  # the date math the engine itself understands
+
     if value is None or DATE_MATH.match(value):
         return value
     try:

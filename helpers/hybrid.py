@@ -19,7 +19,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from helpers.clip import ClipEmbedder
-from helpers.search import MAX_DEPTH, RETURNED_FIELDS, Hit, hits_of, knn_clause
+from helpers.search import RETURNED_FIELDS, Hit, depth, hits_of, knn_clause
 
 TEXT_FIELDS = ["labels.text", "filename.text"]
 RRF_LICENCES = {"enterprise", "trial"}
@@ -46,8 +46,8 @@ def words_query(text: str, filters: list[dict]) -> dict:
     return {"bool": {"must": [{"multi_match": {"query": text, "fields": TEXT_FIELDS}}], "filter": filters}}
 
 
-def rrf_body(clause: dict, text: str, k: int, page: int) -> dict:
-    window = max(clause["k"], page * k)
+def rrf_body(clause: dict, text: str) -> dict:
+    window = clause["k"]  # page × k: the fused list must reach the end of the page
     retrievers = [{"standard": {"query": words_query(text, clause.get("filter", []))}}, {"knn": clause}]
     return {
         "retriever": {"rrf": {"retrievers": retrievers, "rank_window_size": window, "rank_constant": RANK_CONSTANT}}
@@ -76,11 +76,10 @@ def hybrid_search(
         raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     if not 0 <= text_weight <= 1:
         raise ValueError(f"text_weight must be between 0 and 1, got {text_weight}")
-    if page * k > MAX_DEPTH:
-        raise ValueError(f"page × k must be at most {MAX_DEPTH}, got {page} × {k}")
+    needed = depth(k, page)
     if fusion == "auto":
         fusion = "rrf" if rrf_available(es) else "linear"
-    clause = knn_clause(embedder.embed_texts([text])[0], k=page * k, **options)
-    body = rrf_body(clause, text, k, page) if fusion == "rrf" else linear_body(clause, text, text_weight)
+    clause = knn_clause(embedder.embed_texts([text])[0], k=needed, **options)
+    body = rrf_body(clause, text) if fusion == "rrf" else linear_body(clause, text, text_weight)
     response = es.search(index=index, **body, from_=(page - 1) * k, size=k, source=RETURNED_FIELDS)
     return hits_of(response), fusion

@@ -94,11 +94,16 @@ def hits_of(response) -> list[Hit]:
     ]
 
 
-def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, page: int = 1, **options) -> list[Hit]:
-    """Hits `(page - 1) × k + 1` to `page × k`."""
+def depth(k: int, page: int) -> int:
+    """How many hits kNN must find to serve this page: page × k, within Elasticsearch's limit."""
     if page * k > MAX_DEPTH:
         raise ValueError(f"page × k must be at most {MAX_DEPTH}, got {page} × {k}")
-    clause = knn_clause(vector, k=page * k, **options)
+    return page * k
+
+
+def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, page: int = 1, **options) -> list[Hit]:
+    """Hits `(page - 1) × k + 1` to `page × k`."""
+    clause = knn_clause(vector, k=depth(k, page), **options)
     return hits_of(es.search(index=index, knn=clause, from_=(page - 1) * k, size=k, source=RETURNED_FIELDS))
 
 

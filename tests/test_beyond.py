@@ -117,7 +117,7 @@ def test_hybrid_linear_fusion_adds_word_matches_to_knn(planted, embedder) -> Non
 
 def test_rrf_request_fuses_a_word_retriever_and_knn_with_the_same_filters() -> None:
     clause = search.knn_clause(np.ones(4, np.float32), k=20, labels=["cat"])
-    body = hybrid.rrf_body(clause, "cat", k=10, page=2)
+    body = hybrid.rrf_body(clause, "cat")
     standard, knn = body["retriever"]["rrf"]["retrievers"]
     assert standard["standard"]["query"]["bool"]["filter"] == knn["knn"]["filter"] == [{"term": {"labels": "cat"}}]
     assert body["retriever"]["rrf"]["rank_window_size"] >= 20

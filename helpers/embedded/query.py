@@ -223,11 +223,11 @@ class Matcher:
         prepare: Callable[[list], list[str]] = (
             (lambda values: analyze(" ".join(map(str, values)))) if kind == "text" else (lambda values: values)
         )
+        # None: a deleted slot, or a document without a value (it does not count in BM25's averages).
         documents = [
-            prepare([str(v) for v in field_values(self.sources[slot], path)]) if self.live[slot] else None
+            (prepare([str(v) for v in field_values(self.sources[slot], path)]) or None) if self.live[slot] else None
             for slot in range(len(self.live))
         ]
-        documents = [None if tokens == [] else tokens for tokens in documents]
         terms = analyze(query) if kind == "text" else [query]
         matches, scores = bm25(documents, terms, require_all, norms=kind == "text")
         return matches, scores * np.float32(boost)
