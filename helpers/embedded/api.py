@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers.embedded.errors import EsError, bad_request, parsing_error, unsupported
+from helpers.embedded.errors import EsError, bad_request, invalid_index_name, parsing_error, unsupported
 from helpers.embedded.query import NUMERIC_TYPES, comparable, field_values
 from helpers.embedded.search import keep_field, run_count, run_search, source_filter
 from helpers.embedded.store import IndexView, Store
@@ -28,12 +28,7 @@ INVALID_INDEX_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
 def check_index_name(index: str) -> None:
     if not index or INVALID_INDEX_CHARS.search(index) or index[0] in "_-+" or index in (".", ".."):
-        raise EsError(
-            400,
-            "invalid_index_name_exception",
-            f'Invalid index name [{index}], must be lowercase and must not contain spaces or \\/*?"<>|,#:',
-            index=index,
-        )
+        raise invalid_index_name(index)
 
 
 def check_mappings(mappings: dict) -> None:

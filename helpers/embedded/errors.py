@@ -35,5 +35,14 @@ def index_not_found(index: str) -> EsError:
     )
 
 
+def invalid_index_name(index: str) -> EsError:
+    return EsError(
+        400,
+        "invalid_index_name_exception",
+        f'Invalid index name [{index}], must be lowercase and must not contain spaces or \\/*?"<>|,#:',
+        index=index,
+    )
+
+
 def parsing_error(reason: str) -> EsError:
     return EsError(400, "document_parsing_exception", reason)
