@@ -10,8 +10,10 @@ import itertools
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import elastic_transport
@@ -20,12 +22,12 @@ from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 from tqdm import tqdm
 
-from helpers.clip import ClipEmbedder
+from helpers.clip import ClipEmbedder, chunks, run_ahead
 from helpers.dataset import ImageRecord, Skipped, scan
 from helpers.mapping import VECTOR_FIELD, ensure_index
 
-EMBED_CHUNK = 64  # images checked for existence, then embedded, together; 8 model batches
-BULK_CHUNK = 500
+EXISTS_CHUNK = 64  # images checked for existence in the index together
+BULK_CHUNK = 64  # documents per bulk request (about 400 kB): sent while the model embeds the next
 TRANSIENT = {429, 502, 503, 504}
 sleep = time.sleep  # the backoff's wait, replaceable in tests
 
@@ -57,26 +59,6 @@ def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str) -> dict:
 def existing_ids(es: Elasticsearch, index: str, ids: list[str]) -> set[str]:
     response = es.search(index=index, query={"ids": {"values": ids}}, source=False, size=len(ids))
     return {hit["_id"] for hit in response["hits"]["hits"]}
-
-
-def embed_or_report(embedder: ClipEmbedder, records: list[ImageRecord]) -> tuple[list, list[Skipped]]:
-    """Embed a chunk; if a file fails to decode, embed one by one to report just that file."""
-    try:
-        return list(zip(records, embedder.embed_files([r.path for r in records], [r.sha256 for r in records]))), []
-    except (OSError, ValueError, SyntaxError):
-        pass
-    embedded, failed = [], []
-    for record in records:
-        try:
-            embedded.append((record, embedder.embed_files([record.path], [record.sha256])[0]))
-        except (OSError, ValueError, SyntaxError) as error:
-            failed.append(Skipped(record.path, f"could not decode the image ({error})"))
-    return embedded, failed
-
-
-def chunked(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
 
 
 def send_chunk(es: Elasticsearch, chunk: list[dict], attempts: int = 5) -> list[tuple[bool, dict]]:
@@ -123,30 +105,38 @@ def index_folder(
     uploaded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
 
-    def actions() -> Iterator[dict]:
-        for start in range(0, len(records), EMBED_CHUNK):
-            chunk = records[start : start + EMBED_CHUNK]
+    def new_files() -> Iterator[tuple[Path, str]]:
+        """Files not in the index yet, checked 64 at a time, as the model asks for more."""
+        for chunk in chunks(records, EXISTS_CHUNK):
             present = existing_ids(es, index, [r.sha256 for r in chunk])
             report.indexed += len(present)
             bar.update(len(present))
-            embedded, failed = embed_or_report(embedder, [r for r in chunk if r.sha256 not in present])
-            report.skipped += failed
-            bar.update(len(embedded) + len(failed))  # the slow part is done for this chunk
-            for record, vector in embedded:
-                source = document(record, vector, uploaded_at)
-                yield {"_op_type": "create", "_index": index, "_id": record.sha256, "_source": source}
+            yield from ((r.path, r.sha256) for r in chunk if r.sha256 not in present)
 
-    for ok, item in (result for chunk in chunked(actions(), BULK_CHUNK) for result in send_chunk(es, chunk)):
-        result = item["create"]
-        if ok:
-            report.indexed += 1
-            report.new += 1
-        elif result.get("status") == 409:  # another run indexed it meanwhile: same content, same id
-            report.indexed += 1
-        else:
-            error = result.get("error", {})
-            reason = f"rejected by Elasticsearch: {error.get('type')}: {error.get('reason')}"
-            report.skipped.append(Skipped(by_id[result["_id"]].path, reason))
+    def actions() -> Iterator[dict]:
+        for sha, vector in embedder.embed_file_stream(new_files()):
+            bar.update(1)
+            if isinstance(vector, Exception):
+                report.skipped.append(Skipped(by_id[sha].path, f"could not decode the image ({vector})"))
+                continue
+            source = document(by_id[sha], vector, uploaded_at)
+            yield {"_op_type": "create", "_index": index, "_id": sha, "_source": source}
+
+    # Bulk requests go from a thread of their own, one in flight, while the model embeds the
+    # next images.
+    with ThreadPoolExecutor(max_workers=1) as sender:
+        sent = run_ahead(chunks(actions(), BULK_CHUNK), partial(send_chunk, es), sender, depth=1)
+        for ok, item in itertools.chain.from_iterable(sent):
+            result = item["create"]
+            if ok:
+                report.indexed += 1
+                report.new += 1
+            elif result.get("status") == 409:  # another run indexed it meanwhile: same content, same id
+                report.indexed += 1
+            else:
+                error = result.get("error", {})
+                reason = f"rejected by Elasticsearch: {error.get('type')}: {error.get('reason')}"
+                report.skipped.append(Skipped(by_id[result["_id"]].path, reason))
     bar.close()
     es.indices.refresh(index=index)
     return report

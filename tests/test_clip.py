@@ -71,8 +71,8 @@ def test_vectors_are_unit_length_float32_of_the_measured_dimension(embedder: Cli
 
 def test_more_than_eight_images_go_in_batches_of_at_most_eight(embedder: ClipEmbedder, monkeypatch) -> None:
     sizes = []
-    original = embedder.model.predict
-    monkeypatch.setattr(embedder.model, "predict", lambda batch: sizes.append(len(batch)) or original(batch))
+    original = embedder.run_visual
+    monkeypatch.setattr(embedder, "run_visual", lambda batch: sizes.append(len(batch)) or original(batch))
     images = [Image.new("RGB", (32, 32), (i * 12, 0, 0)) for i in range(19)]
     vectors = embedder.embed_images(images)
     assert vectors.shape == (19, 512)
@@ -102,8 +102,8 @@ def test_rerun_embeds_nothing_twice(embedder: ClipEmbedder, tmp_path: Path, monk
     first = embedder.embed_files(paths, hashes)
 
     calls = []
-    original = embedder.model.predict
-    monkeypatch.setattr(embedder.model, "predict", lambda batch: calls.append(len(batch)) or original(batch))
+    original = embedder.run_visual
+    monkeypatch.setattr(embedder, "run_visual", lambda batch: calls.append(len(batch)) or original(batch))
     second = embedder.embed_files(paths, hashes)
     assert calls == [] and np.array_equal(first, second)
 
@@ -134,3 +134,44 @@ def test_roboflow_key_from_settings_reaches_inference(monkeypatch) -> None:
     monkeypatch.setattr(inference.models, "Clip", lambda **kw: seen.update(kw) or real(model_id=kw["model_id"]))
     embedder_for(Settings(roboflow_api_key=Secret("rf-secret"), clip_model="demo"))
     assert seen == {"model_id": "clip/demo", "api_key": "rf-secret"}
+
+
+def test_a_damaged_file_costs_its_own_place_not_its_batch(embedder: ClipEmbedder, tmp_path: Path, monkeypatch) -> None:
+    good = [Image.new("RGB", (40, 40), colour) for colour in ("red", "green")]
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    sizes = []
+    original = embedder.run_visual
+    monkeypatch.setattr(embedder, "run_visual", lambda batch: sizes.append(len(batch)) or original(batch))
+    [results] = list(embedder.embed_batches([[good[0], tmp_path / "broken.jpg", good[1]]]))
+    assert sizes == [2]
+    assert isinstance(results[1], OSError)
+    assert np.allclose(np.stack([results[0], results[2]]), embedder.embed_images(good), atol=1e-6)
+
+
+def test_a_run_of_several_batches_goes_data_parallel_and_changes_no_vector(tmp_path: Path) -> None:
+    fresh = ClipEmbedder("demo", cache_path=None)  # its own: the shared one may have switched already
+    image = Image.new("RGB", (40, 40), "purple")
+    before = fresh.embed_images([image])
+    assert not fresh.data_parallel  # one batch: a query, which never pays for the reopen
+    many = fresh.embed_images([Image.new("RGB", (40, 40), (i, 0, 0)) for i in range(4 * MAX_BATCH)] + [image])
+    assert fresh.data_parallel and fresh.model.visual_onnx_session.get_session_options().intra_op_num_threads == 1
+    assert np.allclose(many[-1], before[0], atol=1e-6)  # in order, and the same vector
+    assert np.allclose(fresh.embed_images([image]), before, atol=1e-6)
+
+
+def test_the_file_stream_caches_what_decoded_and_reports_what_did_not(tmp_path: Path, monkeypatch) -> None:
+    write_demo_dataset(tmp_path / "set", count=10, seed=5)
+    records = [r for r in scan(tmp_path / "set") if isinstance(r, ImageRecord)]
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    files = [(r.path, r.sha256) for r in records] + [(tmp_path / "broken.jpg", "f" * 64)]
+    embedder = ClipEmbedder("demo", cache_path=tmp_path / "cache.sqlite")
+    results = dict(embedder.embed_file_stream(iter(files)))
+    assert set(results) == {sha for _, sha in files}
+    assert isinstance(results["f" * 64], OSError)
+
+    calls = []
+    monkeypatch.setattr(embedder, "run_visual", lambda batch: calls.append(len(batch)))
+    again = dict(embedder.embed_file_stream(iter(files)))
+    assert calls == []  # nothing embedded twice; the broken file never reaches the model
+    assert isinstance(again.pop("f" * 64), OSError)
+    assert all(np.array_equal(again[sha], results[sha]) for sha in again)

@@ -19,7 +19,7 @@ from helpers.config import PROJECT_ROOT
 from helpers.demo_data import write_demo_dataset
 from helpers.embedded import embedded_client
 
-IMAGES = 1200  # three bulk requests of up to 500: room to kill between them
+IMAGES = 1200  # nineteen bulk requests of up to 64: room to kill between them
 
 
 @pytest.fixture(scope="module")
