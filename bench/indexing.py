@@ -1,8 +1,9 @@
 """Indexing, measured side by side on the same photos, model and store:
 
 - the guide's loop: embed one image, `es.index` one document, for each image;
-- this project's `index_folder` (batches of 8, decoding and preprocessing overlapped with
-  inference at a lower priority, bulk requests), cold (empty embedding cache, empty index);
+- this project's `index_folder` (batches of 8, one worker per core decoding and embedding
+  its own batch, bulk requests from a thread of their own), cold (empty embedding cache,
+  empty index);
 - the same folder again (warm re-run);
 - the model alone on pre-decoded, preprocessed tensors at its best batch size: the ceiling.
 
@@ -21,7 +22,7 @@ import skimage.data
 from PIL import Image, ImageOps
 
 from bench.vit_b32 import MODEL_ID, generate
-from helpers.clip import ClipEmbedder, run_ahead, usable_cores
+from helpers.clip import MAX_BATCH, ClipEmbedder, chunks, run_ahead, usable_cores
 from helpers.embedded import embedded_client
 from helpers.indexing import index_folder
 from helpers.mapping import index_mapping
@@ -48,7 +49,7 @@ def write_photos(folder: Path, count: int) -> list[Path]:
 
 def preprocessed(embedder: ClipEmbedder, paths: list[Path]) -> np.ndarray:
     """Every image decoded and preprocessed up front: what the model alone is timed on."""
-    return np.concatenate([embedder.preprocess(paths[i : i + 8])[0] for i in range(0, len(paths), 8)])
+    return np.concatenate([embedder.preprocess(batch)[0] for batch in chunks(paths, MAX_BATCH)])
 
 
 def model_rate(embedder: ClipEmbedder, tensors: np.ndarray, batch: int) -> float:

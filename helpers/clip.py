@@ -115,6 +115,12 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def vector_or_raise(result: np.ndarray | Exception) -> np.ndarray:
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -218,12 +224,7 @@ class ClipEmbedder:
 
     def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray:
         """Unit vectors, one row per image; an image that cannot be decoded raises its error."""
-        vectors = []
-        for results in self.embed_batches(images[i : i + MAX_BATCH] for i in range(0, len(images), MAX_BATCH)):
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-                vectors.append(result)
+        vectors = [vector_or_raise(r) for results in self.embed_batches(chunks(images, MAX_BATCH)) for r in results]
         return np.stack(vectors) if vectors else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_file_stream(self, files: Iterable[tuple[Path, str]]) -> Iterator[tuple[str, np.ndarray | Exception]]:
@@ -255,9 +256,6 @@ class ClipEmbedder:
     def embed_files(self, paths: Sequence[Path], sha256s: Sequence[str]) -> np.ndarray:
         """Like `embed_images`, but identical files (same hash) are embedded once, and a file
         whose hash is cached is not embedded again."""
-        vectors = {}
-        for sha, result in self.embed_file_stream((path, sha) for sha, path in dict(zip(sha256s, paths)).items()):
-            if isinstance(result, Exception):
-                raise result
-            vectors[sha] = result
+        unique = ((path, sha) for sha, path in dict(zip(sha256s, paths)).items())
+        vectors = {sha: vector_or_raise(result) for sha, result in self.embed_file_stream(unique)}
         return np.stack([vectors[sha] for sha in sha256s]) if sha256s else np.zeros((0, self.dim), dtype=np.float32)
