@@ -12,6 +12,7 @@ import warnings
 
 import elastic_transport
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError
+from elasticsearch.serializer import OrjsonSerializer
 
 from helpers.config import PROJECT_ROOT, Settings, load_settings, redact_url, scrub
 from helpers.embedded import embedded_client
@@ -46,7 +47,8 @@ def cluster_client(settings: Settings) -> Elasticsearch:
             stacklevel=3,
         )
         tls = {"verify_certs": False, "ssl_show_warn": False}
-    common = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 3, **auth, **tls}
+    common = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 3, "serializer": OrjsonSerializer()}
+    common |= auth | tls
     if settings.elasticsearch_url:
         return Elasticsearch(settings.elasticsearch_url, **common)
     return Elasticsearch(cloud_id=settings.elastic_cloud_id, **common)

@@ -32,7 +32,7 @@ def precision_by_class(
 def exact_top_k(es: Elasticsearch, index: str, vector: np.ndarray, k: int) -> list[str]:
     script = {
         "source": f"cosineSimilarity(params.query_vector, '{VECTOR_FIELD}') + 1.0",
-        "params": {"query_vector": [float(x) for x in vector]},
+        "params": {"query_vector": vector.tolist()},
     }
     query = {"script_score": {"query": {"exists": {"field": VECTOR_FIELD}}, "script": script}}
     return [hit["_id"] for hit in es.search(index=index, query=query, size=k, source=False)["hits"]["hits"]]

@@ -70,7 +70,7 @@ def knn_clause(
     (inclusive) and `until` (exclusive) bound the upload date (ISO 8601 or date math, `now-7d`)."""
     clause: dict = {
         "field": VECTOR_FIELD,
-        "query_vector": [float(x) for x in vector],
+        "query_vector": vector.tolist(),
         "k": k,
         "num_candidates": num_candidates or default_num_candidates(k),
     }

@@ -4,12 +4,12 @@ feature, never guessed at."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any
 
 import numpy as np
+import orjson
 
 from helpers.embedded.errors import EsError, bad_request, invalid_index_name, parsing_error, unsupported
 from helpers.embedded.query import NUMERIC_TYPES, comparable, field_values
@@ -111,10 +111,10 @@ def split_document(view: IndexView, doc_id: str, source: Any) -> tuple[dict, dic
 
 
 def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, Any]]:
-    lines = [line for line in body.decode("utf-8").split("\n") if line.strip()]
+    lines = [line for line in body.split(b"\n") if line.strip()]
     actions, i = [], 0
     while i < len(lines):
-        action_line = json.loads(lines[i])
+        action_line = orjson.loads(lines[i])
         if not isinstance(action_line, dict) or len(action_line) != 1:
             raise bad_request(f"Malformed action/metadata line [{i + 1}]")
         ((action, meta),) = action_line.items()
@@ -124,7 +124,7 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, 
             continue
         if i + 1 >= len(lines):
             raise bad_request(f"The bulk request must be terminated by a newline [{action}] without a source")
-        actions.append((action, meta, json.loads(lines[i + 1])))
+        actions.append((action, meta, orjson.loads(lines[i + 1])))
         i += 2
     return [(a, {"_index": default_index, **meta}, s) for a, meta, s in actions]
 
@@ -200,7 +200,7 @@ def get_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, d
 def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: bool) -> tuple[int, dict]:
     action = "create" if create else "index"
     meta = {"_index": index} | ({"_id": doc_id} if doc_id else {})
-    _, response = bulk(store, (json.dumps({action: meta}) + "\n" + json.dumps(body) + "\n").encode(), index)
+    _, response = bulk(store, orjson.dumps({action: meta}) + b"\n" + orjson.dumps(body) + b"\n", index)
     item = response["items"][0][action]
     if "error" in item:
         raise EsError(item["status"], item["error"]["type"], item["error"]["reason"])
@@ -210,7 +210,7 @@ def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: b
 def handle(store: Store, method: str, path: str, params: dict, body: bytes | None) -> tuple[int, dict]:
     """Route one request. Raises EsError for every refusal."""
     parts = [p for p in path.split("/") if p]
-    payload: Any = json.loads(body) if body and not path.endswith("_bulk") else {}
+    payload: Any = orjson.loads(body) if body and not path.endswith("_bulk") else {}
     with store.lock:
         store.sync()
         if not parts:

@@ -6,15 +6,16 @@ same API, same exceptions (the client builds them from the status and error body
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import orjson
 from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
 from elastic_transport._node import NodeApiResponse
 from elasticsearch import Elasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 
 from helpers.embedded.api import handle
 from helpers.embedded.errors import EsError
@@ -56,9 +57,9 @@ class EmbeddedNode(BaseNode):
             status, payload = handle(store_for(self.data_path), method, unquote(url.path), params, body)
         except EsError as error:
             status, payload = error.status, error.body()
-        except json.JSONDecodeError as error:
+        except orjson.JSONDecodeError as error:
             status, payload = 400, EsError(400, "parse_exception", f"request body is not valid JSON: {error}").body()
-        data = b"" if method == "HEAD" else json.dumps(payload).encode()
+        data = b"" if method == "HEAD" else orjson.dumps(payload)
         meta = ApiResponseMeta(
             status=status,
             http_version="1.1",
@@ -72,4 +73,4 @@ class EmbeddedNode(BaseNode):
 def embedded_client(path: Path) -> Elasticsearch:
     """An official client whose requests are answered by the engine storing data in `path`."""
     node_class = type("EmbeddedNode", (EmbeddedNode,), {"data_path": Path(path)})
-    return Elasticsearch("http://embedded:9200", node_class=node_class)
+    return Elasticsearch("http://embedded:9200", node_class=node_class, serializer=OrjsonSerializer())
