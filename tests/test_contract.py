@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import bulk
+from elasticsearch.serializer import OrjsonSerializer
 
 from helpers.config import load_settings
 from helpers.connect import connect
@@ -69,7 +70,8 @@ def es(request, tmp_path: Path) -> Elasticsearch:
     if request.param == "embedded":
         return embedded_client(tmp_path / "engine")
     if request.param == "peer":
-        return Elasticsearch(request.getfixturevalue("peer_url"), request_timeout=30)
+        # The serializer `connect()` gives every client, so all three legs send the same bytes.
+        return Elasticsearch(request.getfixturevalue("peer_url"), request_timeout=30, serializer=OrjsonSerializer())
     if not os.environ.get("ELASTICSEARCH_URL"):
         pytest.skip("cluster leg: set ELASTICSEARCH_URL (see README, 'Contract tests against a cluster') to run it")
     return connect(load_settings(), quiet=True)
