@@ -235,16 +235,18 @@ class Matcher:
     def q_match(self, spec: dict) -> Result:
         field, value, boost = self._field_spec(spec, "match")
         options = value if isinstance(value, dict) else {"query": value}
-        if set(options) - {"query", "operator", "boost"}:
-            raise unsupported(f"match options {sorted(set(options) - {'query', 'operator', 'boost'})}")
+        unknown = set(options) - {"query", "operator", "boost"}
+        if unknown:
+            raise unsupported(f"match options {sorted(unknown)}")
         require_all = str(options.get("operator", "or")).lower() == "and"
         return self.text_match(field, str(options.get("query", "")), require_all, boost)
 
     def q_multi_match(self, spec: dict) -> Result:
         """`best_fields` (the default: the best field's score, plus `tie_breaker` times the
         others') and `most_fields` (the sum)."""
-        if set(spec) - {"query", "fields", "type", "operator", "boost", "tie_breaker"}:
-            raise unsupported(f"multi_match options {sorted(set(spec) - {'query', 'fields', 'type', 'operator'})}")
+        unknown = set(spec) - {"query", "fields", "type", "operator", "boost", "tie_breaker"}
+        if unknown:
+            raise unsupported(f"multi_match options {sorted(unknown)}")
         kind = spec.get("type", "best_fields")
         if kind not in ("best_fields", "most_fields"):
             raise unsupported(f"multi_match of type [{kind}]")
