@@ -117,14 +117,19 @@ def checked_date(value: str | None, flag: str) -> str | None:
     return value
 
 
-def search_options(args: argparse.Namespace) -> dict:
-    """The query's options, every flag checked before anything connects or loads a model."""
+def check_picture(image: str) -> None:
     from helpers.fetch import is_url
 
+    if not is_url(image) and not Path(image).is_file():
+        raise UsageError(f"{image} is not a file or an http(s) URL")
+
+
+def search_options(args: argparse.Namespace) -> dict:
+    """The query's options, every flag checked before anything connects or loads a model."""
     if args.text is None and args.image is None and args.similar_to is None:
         raise UsageError("give a query: --text, --image or --similar-to (--text combines with either of the others)")
-    if args.image and not is_url(args.image) and not Path(args.image).is_file():
-        raise UsageError(f"{args.image} is not a file or an http(s) URL")
+    if args.image:
+        check_picture(args.image)
     if args.hybrid and (args.text is None or args.image or args.similar_to):
         raise UsageError("--hybrid works on --text alone: it matches the words in labels and file names too")
     for flag, weight in (("--text-weight", args.text_weight), ("--word-weight", args.word_weight)):
@@ -203,14 +208,12 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from helpers.classify import classify, parse_labels
     from helpers.clip import embedder_for
-    from helpers.fetch import is_url
 
     try:
         labels = parse_labels(args.labels)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if not is_url(args.image) and not Path(args.image).is_file():
-        raise UsageError(f"{args.image} is not a file or an http(s) URL")
+    check_picture(args.image)
     ranked = classify(embedder_for(load_settings()), args.image, labels)
     human = "\n".join(f"  {r['probability']:7.2%}  {r['score']:.4f}  {r['label']}" for r in ranked)
     emit(ranked, args.json, f"{args.image}: labels by CLIP similarity (probability, cosine)\n{human}")
