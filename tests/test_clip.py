@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers.clip import DEMO_MODEL_FILES, MAX_BATCH, ClipEmbedder
@@ -69,10 +70,16 @@ def test_vectors_are_unit_length_float32_of_the_measured_dimension(embedder: Cli
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_more_than_eight_images_go_in_batches_of_at_most_eight(embedder: ClipEmbedder, monkeypatch) -> None:
-    sizes = []
+def watch_visual(embedder: ClipEmbedder, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch the visual graph runs on, appended as it runs."""
+    sizes: list[int] = []
     original = embedder.run_visual
     monkeypatch.setattr(embedder, "run_visual", lambda batch: sizes.append(len(batch)) or original(batch))
+    return sizes
+
+
+def test_more_than_eight_images_go_in_batches_of_at_most_eight(embedder: ClipEmbedder, monkeypatch) -> None:
+    sizes = watch_visual(embedder, monkeypatch)
     images = [Image.new("RGB", (32, 32), (i * 12, 0, 0)) for i in range(19)]
     vectors = embedder.embed_images(images)
     assert vectors.shape == (19, 512)
@@ -101,9 +108,7 @@ def test_rerun_embeds_nothing_twice(embedder: ClipEmbedder, tmp_path: Path, monk
     paths, hashes = [r.path for r in records], [r.sha256 for r in records]
     first = embedder.embed_files(paths, hashes)
 
-    calls = []
-    original = embedder.run_visual
-    monkeypatch.setattr(embedder, "run_visual", lambda batch: calls.append(len(batch)) or original(batch))
+    calls = watch_visual(embedder, monkeypatch)
     second = embedder.embed_files(paths, hashes)
     assert calls == [] and np.array_equal(first, second)
 
@@ -139,9 +144,7 @@ def test_roboflow_key_from_settings_reaches_inference(monkeypatch) -> None:
 def test_a_damaged_file_costs_its_own_place_not_its_batch(embedder: ClipEmbedder, tmp_path: Path, monkeypatch) -> None:
     good = [Image.new("RGB", (40, 40), colour) for colour in ("red", "green")]
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    sizes = []
-    original = embedder.run_visual
-    monkeypatch.setattr(embedder, "run_visual", lambda batch: sizes.append(len(batch)) or original(batch))
+    sizes = watch_visual(embedder, monkeypatch)
     [results] = list(embedder.embed_batches([[good[0], tmp_path / "broken.jpg", good[1]]]))
     assert sizes == [2]
     assert isinstance(results[1], OSError)
