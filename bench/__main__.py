@@ -15,10 +15,10 @@ os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: n
 
 from bench import indexing, scale, search_overhead
 from bench.vit_b32 import MODEL_ID
+from helpers._engine import embedded_client
+from helpers._settings import PROJECT_ROOT
 from helpers.clip import ClipEmbedder
-from helpers.config import PROJECT_ROOT
-from helpers.embedded import embedded_client
-from helpers.indexing import index_folder
+from helpers.index import index_folder
 
 
 def gated(index: dict, search: dict) -> list[tuple[str, str]]:

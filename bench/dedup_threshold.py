@@ -13,11 +13,11 @@ import itertools
 import tempfile
 from pathlib import Path
 
+from helpers._engine import embedded_client
+from helpers._offline.demo_data import plant_near_duplicates, write_demo_dataset
 from helpers.clip import ClipEmbedder
 from helpers.dedup import DEFAULT_THRESHOLD, find_duplicates
-from helpers.demo_data import plant_near_duplicates, write_demo_dataset
-from helpers.embedded import embedded_client
-from helpers.indexing import index_folder
+from helpers.index import index_folder
 
 SEEDS = (4242, 7, 123456)
 COPY_KINDS = {"re-encoded q60": (60, 1.0), "75 % size q75": (75, 0.75), "50 % size q40": (40, 0.5)}

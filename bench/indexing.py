@@ -22,10 +22,10 @@ import skimage.data
 from PIL import Image, ImageOps
 
 from bench.vit_b32 import MODEL_ID, generate
-from helpers.clip import MAX_BATCH, ClipEmbedder, chunks, run_ahead, usable_cores
-from helpers.embedded import embedded_client
-from helpers.indexing import index_folder
-from helpers.mapping import index_mapping
+from helpers._engine import embedded_client
+from helpers._pipeline import MAX_BATCH, chunks, run_ahead, usable_cores
+from helpers.clip import ClipEmbedder
+from helpers.index import index_folder, index_mapping
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.search_overhead import K, load
-from helpers.config import PROJECT_ROOT
-from helpers.embedded import embedded_client
-from helpers.embedded.node import close_store, store_for
+from helpers._engine import embedded_client
+from helpers._engine.node import close_store, store_for
+from helpers._settings import PROJECT_ROOT
 from helpers.search import knn_clause, search_text
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.embedded import embedded_client
-from helpers.embedded.node import close_store, store_for
-from helpers.mapping import VECTOR_FIELD, index_mapping
+from helpers._engine import embedded_client
+from helpers._engine.node import close_store, store_for
+from helpers.index import VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 
 K = 10

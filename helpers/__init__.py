@@ -1,0 +1,51 @@
+"""Semantic image search with CLIP (Roboflow Inference) and Elasticsearch kNN: what the
+notebooks share, and the command line (`python -m helpers`).
+
+The public API is the names below, each from the module of its step (config -> data -> clip
+-> index -> search -> show); modules whose names start with `_` are machinery. Names load on
+first use, so `import helpers` stays fast and a command that never embeds never imports
+Roboflow Inference.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "helpers._settings": ["Settings", "load_settings"],
+    "helpers.connect": ["ClusterError", "connect", "describe"],
+    "helpers.data": ["DataChoice", "choose_data", "detections", "download_coco128", "read_records"],
+    "helpers.clip": ["ClipEmbedder", "embedder_for", "load_clip", "prepare_inference"],
+    "helpers.index": ["IndexMismatch", "IndexReport", "document", "ensure_index", "index_folder", "index_mapping"],
+    "helpers.search": [
+        "DocumentNotFound",
+        "Hit",
+        "format_hits",
+        "knn_clause",
+        "knn_search",
+        "search_image",
+        "search_mixed",
+        "search_similar",
+        "search_text",
+        "stored_vector",
+    ],
+    "helpers.show": ["annotate_hit", "hit_images", "plot_hits"],
+    "helpers.hybrid": ["hybrid_search"],
+    "helpers.dedup": ["find_duplicates"],
+    "helpers.classify": ["classify"],
+    "helpers.evaluate": ["evaluate", "knn_recall", "precision_by_class", "searches_exactly"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -15,7 +15,6 @@ from PIL import Image
 
 from helpers.clip import ClipEmbedder
 from helpers.evaluate import PROMPT_TEMPLATE
-from helpers.fetch import fetched
 
 LOGIT_SCALE = 100.0
 
@@ -32,7 +31,7 @@ def classify(
     embedder: ClipEmbedder, image: str | Path | Image.Image, labels: list[str], template: str = PROMPT_TEMPLATE
 ) -> list[dict]:
     """[{label, score, probability}], best first. `image`: a file, an http(s) URL or a PIL image."""
-    picture = embedder.embed_images([fetched(image)])[0]
+    picture = embedder.embed_images([image])[0]
     prompts = embedder.embed_texts([template.format(label) for label in labels])
     cosines = prompts @ picture
     logits = LOGIT_SCALE * (cosines - cosines.max())

@@ -14,8 +14,8 @@ import elastic_transport
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError
 from elasticsearch.serializer import OrjsonSerializer
 
-from helpers.config import PROJECT_ROOT, Settings, load_settings, redact_url, scrub
-from helpers.embedded import embedded_client
+from helpers._engine import embedded_client
+from helpers._settings import PROJECT_ROOT, Settings, load_settings, redact_url, scrub
 
 
 class ClusterError(RuntimeError):

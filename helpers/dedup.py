@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from helpers.mapping import VECTOR_FIELD
+from helpers.index import VECTOR_FIELD
 
 DEFAULT_THRESHOLD = 0.975
 PAGE_SIZE = 1_000

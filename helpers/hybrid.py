@@ -7,8 +7,8 @@ Two ways to fuse, chosen by what the cluster allows:
   to tune, because scores of different kinds are never added.
 - **Linear combination** (any licence, and the embedded engine): one request with a `query`
   and a `knn` section; a document found by either scores
-  `text_weight × BM25 + (1 − text_weight) × kNN score`. The kNN score lies in [0, 1] while BM25
-  is unbounded (about 2 to 6 for a label match on a small index), so the default text weight
+  `word_weight × BM25 + (1 − word_weight) × kNN score`. The kNN score lies in [0, 1] while BM25
+  is unbounded (about 2 to 6 for a label match on a small index), so the default word weight
   is small: words re-rank images that kNN already finds close, and bring in exact label
   matches it missed.
 """
@@ -25,7 +25,7 @@ TEXT_FIELDS = ["labels.text", "filename.text"]
 RRF_LICENCES = {"enterprise", "trial"}
 RRF_SINCE = (8, 16)
 RANK_CONSTANT = 60
-DEFAULT_TEXT_WEIGHT = 0.1
+DEFAULT_WORD_WEIGHT = 0.1
 FUSIONS = ("auto", "rrf", "linear")
 
 
@@ -54,10 +54,10 @@ def rrf_body(clause: dict, text: str) -> dict:
     }
 
 
-def linear_body(clause: dict, text: str, text_weight: float) -> dict:
+def linear_body(clause: dict, text: str, word_weight: float) -> dict:
     query = words_query(text, clause.get("filter", []))
-    query["bool"]["boost"] = text_weight
-    return {"query": query, "knn": {**clause, "boost": 1 - text_weight}}
+    query["bool"]["boost"] = word_weight
+    return {"query": query, "knn": {**clause, "boost": 1 - word_weight}}
 
 
 def hybrid_search(
@@ -68,18 +68,18 @@ def hybrid_search(
     k: int = 10,
     page: int = 1,
     fusion: str = "auto",
-    text_weight: float = DEFAULT_TEXT_WEIGHT,
+    word_weight: float = DEFAULT_WORD_WEIGHT,
     **options,
 ) -> tuple[list[Hit], str]:
     """Hits for `text` by meaning (CLIP) and by words (BM25), and the fusion used."""
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
-    if not 0 <= text_weight <= 1:
-        raise ValueError(f"text_weight must be between 0 and 1, got {text_weight}")
+    if not 0 <= word_weight <= 1:
+        raise ValueError(f"word_weight must be between 0 and 1, got {word_weight}")
     needed = depth(k, page)
     if fusion == "auto":
         fusion = "rrf" if rrf_available(es) else "linear"
     clause = knn_clause(embedder.embed_texts([text])[0], k=needed, **options)
-    body = rrf_body(clause, text) if fusion == "rrf" else linear_body(clause, text, text_weight)
+    body = rrf_body(clause, text) if fusion == "rrf" else linear_body(clause, text, word_weight)
     response = es.search(index=index, **body, from_=(page - 1) * k, size=k, source=RETURNED_FIELDS)
     return hits_of(response), fusion

@@ -17,8 +17,7 @@ from elasticsearch import Elasticsearch
 from PIL import Image
 
 from helpers.clip import ClipEmbedder
-from helpers.fetch import fetched
-from helpers.mapping import VECTOR_FIELD
+from helpers.index import VECTOR_FIELD
 
 RETURNED_FIELDS = ["filename", "labels"]
 MAX_DEPTH = 10_000  # k × page: Elasticsearch's limit on k and num_candidates
@@ -115,7 +114,7 @@ def search_image(
     es: Elasticsearch, embedder: ClipEmbedder, index: str, image: str | Path | Image.Image, **options
 ) -> list[Hit]:
     """Query by a picture: a file, a URL (http/https), or a PIL image."""
-    return knn_search(es, index, embedder.embed_images([fetched(image)])[0], **options)
+    return knn_search(es, index, embedder.embed_images([image])[0], **options)
 
 
 def stored_vector(es: Elasticsearch, index: str, doc_id: str) -> tuple[np.ndarray, str]:
@@ -168,6 +167,6 @@ def search_mixed(
         picture, full_id = stored_vector(es, index, similar_to)
         options["exclude_ids"] = [full_id, *options.get("exclude_ids", [])]
     else:
-        picture = embedder.embed_images([fetched(image)])[0]
+        picture = embedder.embed_images([image])[0]
     vector = mix([(embedder.embed_texts([text])[0], text_weight), (picture, 1 - text_weight)])
     return knn_search(es, index, vector, **options)

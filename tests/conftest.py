@@ -38,6 +38,6 @@ def offline_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def demo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo data set generated with a seed the demo model never saw in training."""
-    from helpers.demo_data import write_demo_dataset
+    from helpers._offline.demo_data import write_demo_dataset
 
     return write_demo_dataset(tmp_path_factory.mktemp("demo"), count=128, seed=4242)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from helpers.embedded.api import handle
-from helpers.embedded.errors import EsError
-from helpers.embedded.node import store_for
+from helpers._engine.api import handle
+from helpers._engine.errors import EsError
+from helpers._engine.node import store_for
 
 
 @dataclass

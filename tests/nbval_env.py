@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers.config import DATA_DIR, PROJECT_ROOT
+from helpers._settings import DATA_DIR, PROJECT_ROOT
 
 ENGINE_DIR = DATA_DIR / "nbval-engine"
 NOTEBOOK_ENV = {

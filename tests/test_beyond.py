@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 
 from helpers import hybrid, search
-from helpers.__main__ import main
+from helpers._engine import embedded_client
+from helpers._offline.demo_data import plant_near_duplicates
+from helpers._scan import ImageRecord, scan, sha256_of
 from helpers.classify import classify, parse_labels
-from helpers.dataset import ImageRecord, scan, sha256_of
+from helpers.cli import main
 from helpers.dedup import close_pairs, connected_groups, find_duplicates
-from helpers.demo_data import plant_near_duplicates
-from helpers.embedded import embedded_client
-from helpers.indexing import index_folder
-from helpers.mapping import IndexMismatch, ensure_index
-from helpers.quality import knn_recall, precision_by_class
+from helpers.evaluate import knn_recall, precision_by_class
+from helpers.index import IndexMismatch, ensure_index, index_folder
 
 INDEX = "beyond"
 PROMPT = "a photo of a red circle"

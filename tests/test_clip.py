@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.clip import DEMO_MODEL_FILES, MAX_BATCH, ClipEmbedder
-from helpers.dataset import ImageRecord, scan
-from helpers.demo_data import write_demo_dataset
+from helpers._offline.demo_data import write_demo_dataset
+from helpers._offline.demo_model import DEMO_MODEL_FILES
+from helpers._pipeline import MAX_BATCH
+from helpers._scan import ImageRecord, scan
+from helpers.clip import ClipEmbedder
 
 HAND_LAID = """
 import json
@@ -46,7 +48,7 @@ def test_committed_onnx_pair_loads_through_inference_from_a_hand_laid_cache(tmp_
 
 
 def test_a_changed_demo_model_replaces_the_cached_copy(tmp_path: Path) -> None:
-    from helpers.clip import install_demo_model
+    from helpers._offline.demo_model import install_demo_model
 
     target = install_demo_model(tmp_path)
     stale = bytearray((target / "visual.onnx").read_bytes())
@@ -131,8 +133,8 @@ def test_roboflow_key_from_settings_reaches_inference(monkeypatch) -> None:
     """Inference reads the key from the environment only; one from .env or Colab is passed on."""
     import inference.models
 
+    from helpers._settings import Secret, Settings
     from helpers.clip import embedder_for
-    from helpers.config import Secret, Settings
 
     seen = {}
     real = inference.models.Clip

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers.coco import COCO_CLASS_NAMES, DatasetUnavailable, download_coco128
-from helpers.config import Secret, Settings
-from helpers.dataset import ImageRecord, scan
+from helpers._download import COCO_CLASS_NAMES, DatasetUnavailable
+from helpers._scan import ImageRecord, scan
+from helpers._settings import Secret, Settings
+from helpers.data import download_coco128
 
 
 def coco128_zip() -> bytes:
@@ -115,8 +116,8 @@ def test_offline_gives_one_line_naming_the_demo_option(tmp_path: Path) -> None:
 
 
 def test_cli_offline_exits_2_with_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
-    from helpers import __main__ as cli
-    from helpers import coco
+    from helpers import cli
+    from helpers import data as coco
 
     monkeypatch.setattr(coco, "PUBLIC_ZIP_URL", f"http://127.0.0.1:{closed_port()}/coco128.zip")
     monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import Secret, load_settings, redact_url, scrub
+from helpers._settings import Secret, load_settings, redact_url, scrub
 
 
 def no_colab(name: str) -> None:
@@ -35,7 +35,7 @@ def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
 
 
 def test_relative_engine_path_is_relative_to_the_project(tmp_path: Path) -> None:
-    from helpers.config import PROJECT_ROOT
+    from helpers._settings import PROJECT_ROOT
 
     settings = load_settings(environ={"EMBEDDED_ES_PATH": "data/x"}, dotenv_path=tmp_path / "none", colab=no_colab)
     assert settings.embedded_es_path == PROJECT_ROOT / "data" / "x"

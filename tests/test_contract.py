@@ -21,10 +21,10 @@ from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import bulk
 from elasticsearch.serializer import OrjsonSerializer
 
-from helpers.config import load_settings
+from helpers._engine import embedded_client
+from helpers._settings import load_settings
 from helpers.connect import connect
-from helpers.embedded import embedded_client
-from helpers.mapping import MAPPING_VERSION, VECTOR_FIELD, index_mapping
+from helpers.index import MAPPING_VERSION, VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 
 DIMS = 16

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from elasticsearch import NotFoundError
 
-from helpers.config import PROJECT_ROOT
-from helpers.demo_data import write_demo_dataset
-from helpers.embedded import embedded_client
+from helpers._engine import embedded_client
+from helpers._offline.demo_data import write_demo_dataset
+from helpers._settings import PROJECT_ROOT
 
 IMAGES = 1200  # nineteen bulk requests of up to 64: room to kill between them
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from helpers.dataset import ImageRecord, Skipped, label_file_for, scan
+from helpers._scan import ImageRecord, Skipped, label_file_for, scan
 
 
 def test_plain_folder_records_have_hash_size_and_no_labels(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from helpers.__main__ import main
-from helpers.dataset import ImageRecord, scan
-from helpers.demo_data import CLASS_NAMES, write_demo_dataset
+from helpers._offline.demo_data import CLASS_NAMES, write_demo_dataset
+from helpers._scan import ImageRecord, scan
+from helpers.cli import main
 
 
 def test_layout_matches_roboflow_yolov8_export(tmp_path: Path) -> None:

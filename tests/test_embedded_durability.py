@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.embedded import embedded_client
-from helpers.mapping import VECTOR_FIELD, index_mapping
+from helpers._engine import embedded_client
+from helpers.index import VECTOR_FIELD, index_mapping
 
 WRITER = """
 import sys
 from pathlib import Path
 from elasticsearch.helpers import bulk
-from helpers.embedded import embedded_client
-from helpers.mapping import VECTOR_FIELD, index_mapping
+from helpers._engine import embedded_client
+from helpers.index import VECTOR_FIELD, index_mapping
 es = embedded_client(Path(sys.argv[1]))
 if not es.indices.exists(index="crash"):
     es.indices.create(index="crash", mappings=index_mapping(8, "test/model"))
@@ -33,7 +33,7 @@ while True:
 READER = """
 import json, sys
 from pathlib import Path
-from helpers.embedded import embedded_client
+from helpers._engine import embedded_client
 es = embedded_client(Path(sys.argv[1]))
 print(json.dumps(es.count(index=sys.argv[2])["count"]))
 """
@@ -56,7 +56,7 @@ def test_another_process_sees_what_this_one_indexed(tmp_path: Path) -> None:
     # ...and this process sees what another one wrote after it had loaded the index.
     assert es.count(index="shared")["count"] == 5
     run_python(
-        "import sys\nfrom pathlib import Path\nfrom helpers.embedded import embedded_client\n"
+        "import sys\nfrom pathlib import Path\nfrom helpers._engine import embedded_client\n"
         "es = embedded_client(Path(sys.argv[1]))\n"
         "es.index(index='shared', id='new', document={'image_vector': [0.0, 1.0, 0.0, 0.0]})\n",
         str(tmp_path),

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-import helpers.indexing
-from helpers.__main__ import main
-from helpers.config import load_settings
+import helpers._bulk
+from helpers._offline.demo_data import write_demo_dataset
+from helpers._settings import load_settings
+from helpers.cli import main
 from helpers.connect import ClusterError, connect
-from helpers.demo_data import write_demo_dataset
-from helpers.mapping import index_mapping
+from helpers.index import index_mapping
 from tests.faulty_cluster import Faults, FaultyCluster
 
 SECRETS = {"ELASTIC_API_KEY": "key-d34db33f", "ELASTIC_PASSWORD": "pw-c0ffee"}
@@ -134,7 +134,7 @@ def test_transient_bulk_failures_are_retried_with_backoff(
     cluster_env, faulty, tmp_path: Path, capsys, monkeypatch, status: int
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(helpers.indexing, "sleep", waits.append)  # record the waits instead of waiting
+    monkeypatch.setattr(helpers._bulk, "sleep", waits.append)  # record the waits instead of waiting
     cluster = faulty(Faults(bulk_statuses=[status, status]))
     cluster_env(cluster.url)
     write_demo_dataset(tmp_path / "demo", count=12, seed=6)
@@ -148,7 +148,7 @@ def test_transient_bulk_failures_are_retried_with_backoff(
 
 
 def test_permanent_document_failures_are_reported_not_dropped(cluster_env, faulty, tmp_path: Path, capsys) -> None:
-    from helpers.dataset import ImageRecord, scan
+    from helpers._scan import ImageRecord, scan
 
     write_demo_dataset(tmp_path / "demo", count=6, seed=7)
     records = sorted((r for r in scan(tmp_path / "demo") if isinstance(r, ImageRecord)), key=lambda r: r.filename)

@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import helpers.colab
-from helpers.colab import COLAB_PROJECT_DIR, REPOSITORY_URL, badge_url, colab_requirements
-from helpers.config import PROJECT_ROOT, SECRET_NAMES
+import helpers._colab
+from helpers._colab import COLAB_PROJECT_DIR, REPOSITORY_URL, badge_url, colab_requirements
+from helpers._settings import PROJECT_ROOT, SECRET_NAMES
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 MACHINE_PATHS = re.compile(r"/work/|/root/|/home/\w+|/tmp/\w|/private/var/|[A-Z]:\\\\Users")
@@ -88,7 +88,7 @@ def test_bootstrap_clones_and_installs_on_colab_only(tmp_path: Path, monkeypatch
     target = tmp_path / "project"
     source = source.replace(REPOSITORY_URL, str(PROJECT_ROOT)).replace(COLAB_PROJECT_DIR, str(target))
     installs = []
-    monkeypatch.setattr(helpers.colab, "install_requirements", lambda: installs.append(os.getcwd()))
+    monkeypatch.setattr(helpers._colab, "install_requirements", lambda: installs.append(os.getcwd()))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
 

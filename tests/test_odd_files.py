@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.__main__ import main
-from helpers.fetch import ImageFetchError, fetch_image
-from helpers.images import MAX_PIXELS, open_image, oriented_size, to_rgb
+from helpers._fetch import ImageFetchError, fetch_image
+from helpers._images import MAX_PIXELS, open_image, oriented_size, to_rgb
+from helpers.cli import main
 
 GOOD = {
     "gray.png": lambda: Image.new("L", (64, 48), 90),

@@ -4,8 +4,8 @@ training: the figures the README and the model card state."""
 import json
 from pathlib import Path
 
-from helpers.__main__ import main
-from helpers.train_demo_model import TRAINING_SEED
+from helpers._offline.train import TRAINING_SEED
+from helpers.cli import main
 
 
 def test_eval_json_precisions_hold_on_unseen_demo_data(demo_set: Path, capsys) -> None:

@@ -17,9 +17,9 @@ from elastic_transport._node import NodeApiResponse
 from elasticsearch import Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
-from helpers.embedded.api import handle
-from helpers.embedded.errors import EsError
-from helpers.embedded.store import Store
+from helpers._engine.api import handle
+from helpers._engine.errors import EsError
+from helpers._engine.store import Store
 
 RESPONSE_HEADERS = {
     "content-type": "application/vnd.elasticsearch+json;compatible-with=8",

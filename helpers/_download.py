@@ -1,8 +1,5 @@
-"""Download COCO 128: through the `roboflow` package with an API key, the public zip without.
-
-Both end in the same layout (`data.yaml` with class names beside YOLO `images/` and
-`labels/` folders), which `helpers.dataset` reads.
-"""
+"""The public COCO 128 zip, for learners without a Roboflow key: fetched, checked, unpacked
+into the same layout as Roboflow's YOLOv8 export (`data.yaml` beside `images/`, `labels/`)."""
 
 from __future__ import annotations
 
@@ -14,9 +11,6 @@ from pathlib import Path
 
 import yaml
 
-from helpers.config import Settings
-
-ROBOFLOW_WORKSPACE, ROBOFLOW_PROJECT, ROBOFLOW_VERSION = "team-roboflow", "coco-128", 2
 PUBLIC_ZIP_URL = "https://github.com/ultralytics/assets/releases/download/v0.0.0/coco128.zip"
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -36,22 +30,6 @@ COCO_CLASS_NAMES = [
 
 class DatasetUnavailable(RuntimeError):
     """COCO 128 could not be fetched; the message says what to do instead."""
-
-
-OFFLINE_HINT = "offline? use the demo set instead: `python -m helpers demo-data --out data/demo` (or `make demo`)"
-
-
-def is_downloaded(dest: Path) -> bool:
-    return (dest / "data.yaml").is_file() and any(dest.rglob("*.jpg"))
-
-
-def download_with_roboflow(dest: Path, api_key: str) -> Path:
-    """The guide's way: Roboflow's SDK exports version 2 of the project in YOLOv8 format."""
-    from roboflow import Roboflow
-
-    project = Roboflow(api_key=api_key).workspace(ROBOFLOW_WORKSPACE).project(ROBOFLOW_PROJECT)
-    project.version(ROBOFLOW_VERSION).download("yolov8", location=str(dest), overwrite=True)
-    return dest
 
 
 def safe_extract(archive: zipfile.ZipFile, target: Path) -> None:
@@ -82,17 +60,3 @@ def download_public_zip(dest: Path, url: str = PUBLIC_ZIP_URL) -> Path:
             shutil.move(str(item), dest / item.name)
     (dest / "data.yaml").write_text(yaml.safe_dump({"names": COCO_CLASS_NAMES}, sort_keys=False))
     return dest
-
-
-def download_coco128(dest: Path, settings: Settings, url: str = PUBLIC_ZIP_URL) -> Path:
-    """Fetch COCO 128 into `dest` unless it is already there. Raises `DatasetUnavailable` with
-    a one-line message (naming the offline demo option) when the network cannot be reached."""
-    if is_downloaded(dest):
-        return dest
-    try:
-        if settings.roboflow_api_key:
-            return download_with_roboflow(dest, settings.roboflow_api_key.reveal())
-        return download_public_zip(dest, url)
-    except OSError as error:  # URLError, timeouts, and requests' ConnectionError all derive from it
-        reason = getattr(error, "reason", error)
-        raise DatasetUnavailable(f"could not download COCO 128 ({reason}); {OFFLINE_HINT}") from None

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from helpers.embedded.errors import bad_request, unsupported
-from helpers.embedded.store import IndexView
-from helpers.embedded.text import analyze, bm25
+from helpers._engine.errors import bad_request, unsupported
+from helpers._engine.store import IndexView
+from helpers._engine.text import analyze, bm25
 
 Result = tuple[np.ndarray, np.ndarray]  # (matches: bool per slot, scores: float32 per slot)
 NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from helpers.embedded.errors import EsError, bad_request, invalid_index_name, parsing_error, unsupported
-from helpers.embedded.query import NUMERIC_TYPES, comparable, field_values
-from helpers.embedded.search import keep_field, run_count, run_search, source_filter
-from helpers.embedded.store import IndexView, Store
-from helpers.embedded.text import ANALYZERS
+from helpers._engine.errors import EsError, bad_request, invalid_index_name, parsing_error, unsupported
+from helpers._engine.query import NUMERIC_TYPES, comparable, field_values
+from helpers._engine.search import keep_field, run_count, run_search, source_filter
+from helpers._engine.store import IndexView, Store
+from helpers._engine.text import ANALYZERS
 
 VERSION = "8.19.0"
 SHARDS = {"total": 1, "successful": 1, "failed": 0}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from helpers.images import ImageTooLarge, open_image
+from helpers._images import ImageTooLarge, open_image
 
 MAX_BYTES = 20 * 1024 * 1024
 TIMEOUT_S = 15

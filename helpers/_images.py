@@ -59,3 +59,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(background, image.convert("RGBA"))
     return image.convert("RGB")
+
+
+def load_rgb(image: Path | str | Image.Image) -> Image.Image:
+    """A PIL RGB image from a file or a PIL image. Inference reads numpy arrays as BGR, so
+    images go to it as PIL, never as arrays."""
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    with open_image(image) as opened:
+        return to_rgb(opened)

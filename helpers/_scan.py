@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from PIL import UnidentifiedImageError
 
-from helpers.images import ImageTooLarge, open_image, oriented_size
+from helpers._images import ImageTooLarge, open_image, oriented_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.embedded.errors import EsError, index_not_found
+from helpers._engine.errors import EsError, index_not_found
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS indices (name TEXT PRIMARY KEY, uuid TEXT NOT NULL, mappings TEXT NOT NULL);

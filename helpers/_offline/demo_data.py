@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFilter
 
-from helpers.dataset import find_images, label_file_for
+from helpers._scan import find_images, label_file_for
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -166,7 +166,9 @@ def write_demo_dataset(out: Path, count: int = 128, seed: int = 0) -> Path:
     (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
     (out / "captions.json").write_text(json.dumps(captions, indent=1))
     (out / "demo.json").write_text(
-        json.dumps({"generator": "helpers.demo_data", "version": GENERATOR_VERSION, "count": count, "seed": seed})
+        json.dumps(
+            {"generator": "helpers._offline.demo_data", "version": GENERATOR_VERSION, "count": count, "seed": seed}
+        )
     )
     return out
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from helpers.embedded.errors import bad_request, unsupported
-from helpers.embedded.query import NUMERIC_TYPES, Matcher, comparable, field_values
-from helpers.embedded.store import IndexView, Store
+from helpers._engine.errors import bad_request, unsupported
+from helpers._engine.query import NUMERIC_TYPES, Matcher, comparable, field_values
+from helpers._engine.store import IndexView, Store
 
 MAX_NUM_CANDIDATES = 10_000
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}

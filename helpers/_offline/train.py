@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from helpers.demo_data import Scene, generate_scenes
+from helpers._offline.demo_data import Scene, generate_scenes
 
 RESOLUTION = 64
 EMBED_DIM = 512

@@ -1,5 +1,5 @@
 """An in-process stand-in for the Elasticsearch REST subset this project uses (see DESIGN.md)."""
 
-from helpers.embedded.node import embedded_client
+from helpers._engine.node import embedded_client
 
 __all__ = ["embedded_client"]

@@ -1,0 +1,1 @@
+"""The offline stand-ins: the synthetic demo data set and the trainer of the demo CLIP model."""

@@ -1,0 +1,28 @@
+"""The committed demo CLIP model: installed into Inference's model cache as `clip/demo`."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from pathlib import Path
+
+from helpers._settings import PROJECT_ROOT
+
+DEMO_MODEL_ID = "clip/demo"
+DEMO_MODEL_FILES = PROJECT_ROOT / "data" / "demo_model"
+STAND_IN_NOTICE = (
+    "NOTE: using the offline demo CLIP model (a stand-in trained on synthetic shapes, "
+    "not OpenAI's CLIP): its results are only meaningful on the demo data set."
+)
+
+
+def install_demo_model(cache_dir: Path) -> Path:
+    """Copy the committed ONNX pair to `<cache>/clip/demo/`, where Inference opens it."""
+    target = cache_dir / DEMO_MODEL_ID
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("visual.onnx", "textual.onnx"):
+        source, dest = DEMO_MODEL_FILES / name, target / name
+        # By content: a retrained model has the same architecture, hence the same file sizes.
+        if not dest.is_file() or not filecmp.cmp(source, dest, shallow=False):
+            shutil.copyfile(source, dest)
+    return target

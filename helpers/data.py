@@ -1,0 +1,121 @@
+"""The data: COCO 128 (the guide's data set), or offline the synthetic demo set, read as
+image records and, for pictures of the labelled objects, as a supervision `DetectionDataset`.
+
+The guide downloads COCO 128 with Roboflow's SDK (notebook 02 shows the call):
+
+    Roboflow(api_key=KEY).workspace("team-roboflow").project("coco-128").version(2).download("yolov8")
+
+Without a key, the public COCO 128 zip is used; both end in the same YOLO layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import supervision as sv
+
+from helpers._download import PUBLIC_ZIP_URL, DatasetUnavailable, download_public_zip
+from helpers._offline.demo_data import write_demo_dataset
+from helpers._offline.demo_model import DEMO_MODEL_ID
+from helpers._scan import ImageRecord, find_class_names, scan
+from helpers._settings import DATA_DIR, Settings
+from helpers.clip import model_id_for
+
+ROBOFLOW_WORKSPACE, ROBOFLOW_PROJECT, ROBOFLOW_VERSION = "team-roboflow", "coco-128", 2
+COCO_DIR = DATA_DIR / "coco128"
+DEMO_DATA_DIR = DATA_DIR / "demo"
+COCO_QUERY = "coffee"
+DEMO_QUERY = "a photo of a red circle"
+OFFLINE_HINT = "offline? use the demo set instead: `python -m helpers demo-data --out data/demo` (or `make demo`)"
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """The data set, the CLIP model that goes with it, and a text query that makes sense on it."""
+
+    data_dir: Path
+    model: str
+    text_query: str
+
+    @property
+    def is_stand_in(self) -> bool:
+        return self.model == DEMO_MODEL_ID
+
+
+def is_downloaded(dest: Path) -> bool:
+    return (dest / "data.yaml").is_file() and any(dest.rglob("*.jpg"))
+
+
+def download_with_roboflow(dest: Path, api_key: str) -> Path:
+    """The guide's way: Roboflow's SDK exports version 2 of the project in YOLOv8 format."""
+    from roboflow import Roboflow
+
+    project = Roboflow(api_key=api_key).workspace(ROBOFLOW_WORKSPACE).project(ROBOFLOW_PROJECT)
+    project.version(ROBOFLOW_VERSION).download("yolov8", location=str(dest), overwrite=True)
+    return dest
+
+
+def download_coco128(dest: Path, settings: Settings, url: str = PUBLIC_ZIP_URL) -> Path:
+    """Fetch COCO 128 into `dest` unless it is already there. Raises `DatasetUnavailable` with
+    a one-line message (naming the offline demo option) when the network cannot be reached."""
+    if is_downloaded(dest):
+        return dest
+    try:
+        if settings.roboflow_api_key:
+            return download_with_roboflow(dest, settings.roboflow_api_key.reveal())
+        return download_public_zip(dest, url)
+    except OSError as error:  # URLError, timeouts, and requests' ConnectionError all derive from it
+        reason = getattr(error, "reason", error)
+        raise DatasetUnavailable(f"could not download COCO 128 ({reason}); {OFFLINE_HINT}") from None
+
+
+def demo_data() -> Path:
+    """The demo set (128 images, seed 0), generated once."""
+    if not (DEMO_DATA_DIR / "data.yaml").is_file():
+        write_demo_dataset(DEMO_DATA_DIR, count=128, seed=0)
+    return DEMO_DATA_DIR
+
+
+def choose_data(settings: Settings) -> DataChoice:
+    """COCO 128 with the configured CLIP model, or, when COCO 128 cannot be downloaded or the
+    demo model is asked for, the offline stand-ins: demo data with the demo model."""
+    model = model_id_for(settings.clip_model)
+    if model != DEMO_MODEL_ID:
+        try:
+            return DataChoice(download_coco128(COCO_DIR, settings), model, COCO_QUERY)
+        except DatasetUnavailable as error:
+            print(f"COCO 128 is out of reach ({error}).")
+            print("Switching to the offline stand-ins: the demo model and the synthetic demo data.")
+    print("Data: the synthetic demo set (a stand-in for COCO 128).")
+    return DataChoice(demo_data(), DEMO_MODEL_ID, DEMO_QUERY)
+
+
+def read_records(data_dir: Path) -> list[ImageRecord]:
+    """Every readable image below `data_dir` as a record: path, file name relative to the data
+    set, sha256 (the document id), size, and class names from its YOLO label file. Files that
+    cannot be read are left out here; `index_folder` lists them with a reason."""
+    return [record for record in scan(data_dir) if isinstance(record, ImageRecord)]
+
+
+def yolo_splits(data_dir: Path) -> list[Path]:
+    """The folders of a Roboflow YOLO export that hold `images/` and `labels/` (train, valid, test)."""
+    return sorted(p for p in data_dir.iterdir() if (p / "images").is_dir() and (p / "labels").is_dir())
+
+
+def detections(data_dir: Path) -> sv.DetectionDataset:
+    """The labelled boxes of a Roboflow-layout data set (`data.yaml` beside `train/images`,
+    `train/labels`), read by supervision as Roboflow's own notebooks do. Other layouts have
+    no boxes to show: an empty data set."""
+    splits = yolo_splits(data_dir) if (data_dir / "data.yaml").is_file() else []
+    if not splits:
+        return sv.DetectionDataset(classes=find_class_names(data_dir), images=[], annotations={})
+    parts = [
+        sv.DetectionDataset.from_yolo(
+            images_directory_path=str(split / "images"),
+            annotations_directory_path=str(split / "labels"),
+            data_yaml_path=str(data_dir / "data.yaml"),
+        )
+        for split in splits
+    ]
+    return parts[0] if len(parts) == 1 else sv.DetectionDataset.merge(parts)

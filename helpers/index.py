@@ -1,0 +1,178 @@
+"""The index: one mapping, created on purpose, re-created only when asked, and filled in bulk.
+
+Every `dense_vector` option is spelled out, because the defaults moved between releases
+(8.14 made int8_hnsw the default for new indices, 9.1 moved to bbq_hnsw for dims >= 384):
+an index built here means the same thing on every cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from elasticsearch import Elasticsearch
+from tqdm.auto import tqdm
+
+from helpers._bulk import existing_ids, send_chunk, unique_by_content
+from helpers._pipeline import chunks, run_ahead
+from helpers._scan import ImageRecord, Skipped, scan
+
+if TYPE_CHECKING:
+    from helpers.clip import ClipEmbedder
+
+VECTOR_FIELD = "image_vector"
+INDEX_OPTIONS = ("hnsw", "int8_hnsw", "bbq_hnsw")
+HNSW_M, HNSW_EF_CONSTRUCTION = 16, 100
+MAPPING_VERSION = 2  # 2: labels and filename also indexed as words (`.text`) for hybrid search
+EXISTS_CHUNK = 64  # images checked for existence in the index together
+BULK_CHUNK = 64  # documents per bulk request (about 400 kB): sent while the model embeds the next
+WORDS = {"text": {"type": "text", "analyzer": "simple"}}  # "red_circle.jpg" -> red, circle, jpg
+
+
+class IndexMismatch(RuntimeError):
+    """An existing index cannot hold this model's vectors; the message says what to do."""
+
+
+def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict:
+    """`dims` comes from the model (`ClipEmbedder.dim`), never from a constant. The model id
+    goes in `_meta`: two CLIP models can share a dimension but never a vector space.
+    `labels` and `filename` are keywords (exact filters) with a `.text` multi-field of words
+    (full-text matching for hybrid search)."""
+    if index_options not in INDEX_OPTIONS:
+        raise ValueError(f"index_options must be one of {', '.join(INDEX_OPTIONS)}, not {index_options!r}")
+    return {
+        "_meta": {"model": model_id, "mapping_version": MAPPING_VERSION},
+        "properties": {
+            VECTOR_FIELD: {
+                "type": "dense_vector",
+                "dims": dims,
+                "index": True,
+                "similarity": "cosine",
+                "index_options": {"type": index_options, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+            },
+            "filename": {"type": "keyword", "fields": WORDS},
+            "labels": {"type": "keyword", "fields": WORDS},
+            "uploaded_at": {"type": "date"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "sha256": {"type": "keyword"},
+        },
+    }
+
+
+def existing_model(es: Elasticsearch, index: str) -> tuple[int | None, str | None, int | None]:
+    """(vector dimension, model id, mapping version) of an existing index; None where it does not say."""
+    mappings = next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
+    dims = mappings.get("properties", {}).get(VECTOR_FIELD, {}).get("dims")
+    meta = mappings.get("_meta", {})
+    return dims, meta.get("model"), meta.get("mapping_version")
+
+
+def ensure_index(
+    es: Elasticsearch, index: str, dims: int, model_id: str, index_options: str = "hnsw", recreate: bool = False
+) -> str:
+    """Create the index, keep a compatible one, or (only with `recreate=True`) replace it.
+    Returns what happened: "created", "kept" or "recreated"."""
+    exists = bool(es.indices.exists(index=index))
+    if exists and recreate:
+        es.indices.delete(index=index)
+    elif exists:
+        found_dims, found_model, found_version = existing_model(es, index)
+        if (found_dims, found_model) != (dims, model_id):
+            raise IndexMismatch(
+                f"index {index!r} holds {found_dims}-dimensional vectors of model {found_model} but {model_id} "
+                f"makes {dims}-dimensional ones: re-create it (recreate=True / --recreate) or use another index name"
+            )
+        if found_version != MAPPING_VERSION:
+            raise IndexMismatch(
+                f"index {index!r} was built with an older mapping (no word fields for hybrid search): re-create it "
+                "(recreate=True / --recreate; the embedding cache makes that quick) or use another index name"
+            )
+        return "kept"
+    es.indices.create(index=index, mappings=index_mapping(dims, model_id, index_options))
+    return "recreated" if exists else "created"
+
+
+@dataclass
+class IndexReport:
+    index: str
+    indexed: int = 0  # images of the folder now in the index
+    new: int = 0  # of which this run added
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        skipped = [{"path": str(s.path), "reason": s.reason} for s in self.skipped]
+        return {"index": self.index, "indexed": self.indexed, "new": self.new, "skipped": skipped}
+
+
+def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str) -> dict:
+    return {
+        "filename": record.filename,
+        "labels": list(record.labels),
+        "uploaded_at": uploaded_at,
+        "width": record.width,
+        "height": record.height,
+        "sha256": record.sha256,
+        VECTOR_FIELD: vector.tolist(),
+    }
+
+
+def index_folder(
+    es: Elasticsearch,
+    embedder: ClipEmbedder,
+    root: Path,
+    index: str,
+    recreate: bool = False,
+    progress: bool = True,
+    index_options: str = "hnsw",
+) -> IndexReport:
+    records, skipped = unique_by_content(list(scan(root)))
+    ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
+    report = IndexReport(index=index, skipped=skipped)
+    by_id = {r.sha256: r for r in records}
+    uploaded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
+
+    def new_files() -> Iterator[tuple[Path, str]]:
+        """Files not in the index yet, checked 64 at a time, as the model asks for more."""
+        for chunk in chunks(records, EXISTS_CHUNK):
+            present = existing_ids(es, index, [r.sha256 for r in chunk])
+            report.indexed += len(present)
+            bar.update(len(present))
+            yield from ((r.path, r.sha256) for r in chunk if r.sha256 not in present)
+
+    def actions() -> Iterator[dict]:
+        for sha, vector in embedder.embed_file_stream(new_files()):
+            bar.update(1)
+            if isinstance(vector, Exception):
+                report.skipped.append(Skipped(by_id[sha].path, f"could not decode the image ({vector})"))
+                continue
+            source = document(by_id[sha], vector, uploaded_at)
+            yield {"_op_type": "create", "_index": index, "_id": sha, "_source": source}
+
+    # Bulk requests go from a thread of their own, one in flight, while the model embeds the
+    # next images.
+    with ThreadPoolExecutor(max_workers=1) as sender:
+        sent = run_ahead(chunks(actions(), BULK_CHUNK), partial(send_chunk, es), sender, depth=1)
+        for ok, item in itertools.chain.from_iterable(sent):
+            result = item["create"]
+            if ok:
+                report.indexed += 1
+                report.new += 1
+            elif result.get("status") == 409:  # another run indexed it meanwhile: same content, same id
+                report.indexed += 1
+            else:
+                error = result.get("error", {})
+                reason = f"rejected by Elasticsearch: {error.get('type')}: {error.get('reason')}"
+                report.skipped.append(Skipped(by_id[result["_id"]].path, reason))
+    bar.close()
+    es.indices.refresh(index=index)
+    return report
