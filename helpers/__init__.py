@@ -14,7 +14,7 @@ import importlib
 _EXPORTS = {
     "helpers._settings": ["Settings", "load_settings"],
     "helpers.connect": ["ClusterError", "connect", "describe"],
-    "helpers.data": ["DataChoice", "choose_data", "detections", "download_coco128", "read_records"],
+    "helpers.data": ["COCO_DIR", "DataChoice", "choose_data", "detections", "download_coco128", "read_records"],
     "helpers.clip": ["ClipEmbedder", "embedder_for", "load_clip", "prepare_inference"],
     "helpers.index": ["IndexMismatch", "IndexReport", "document", "ensure_index", "index_folder", "index_mapping"],
     "helpers.search": [
@@ -33,7 +33,7 @@ _EXPORTS = {
     "helpers.hybrid": ["hybrid_search"],
     "helpers.dedup": ["find_duplicates"],
     "helpers.classify": ["classify"],
-    "helpers.evaluate": ["evaluate", "knn_recall", "precision_by_class", "searches_exactly"],
+    "helpers.evaluate": ["evaluate", "exact_query", "knn_recall", "precision_by_class", "searches_exactly"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

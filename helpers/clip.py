@@ -27,7 +27,7 @@ from helpers._cache import EmbeddingCache
 from helpers._fetch import fetched
 from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN_NOTICE, install_demo_model
 from helpers._pipeline import MAX_BATCH, ImageInput, chunks, normalise, vector_or_raise
-from helpers._quiet import quiet_inference
+from helpers._quiet import quiet_import, quiet_inference_models
 from helpers._settings import DATA_DIR, Settings
 
 DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
@@ -54,14 +54,15 @@ def prepare_inference(model_id: str) -> None:
     """Call before `from inference.models import Clip`: Inference reads its environment once,
     at import. The model cache goes under data/; the demo model, which needs no network, is
     installed there with offline mode on (no version check either). The import itself (6 to
-    8 s) happens here, with its optional-extras warnings filtered out."""
+    8 s) happens here, and Inference's noise is kept out of the output (`helpers._quiet`)."""
     cache_dir = model_cache_dir()
     if is_stand_in(model_id_for(model_id)):
         os.environ.setdefault("OFFLINE_MODE", "True")
         os.environ.setdefault("DISABLE_VERSION_CHECK", "True")
         install_demo_model(cache_dir)
-    with quiet_inference():
+    with quiet_import():
         from inference.models import Clip  # noqa: F401  (a lazy attribute: this imports the model code)
+    quiet_inference_models()
 
 
 def load_clip(model_id: str, api_key: str | None = None):
@@ -73,8 +74,7 @@ def load_clip(model_id: str, api_key: str | None = None):
     prepare_inference(model_id)
     from inference.models import Clip
 
-    with quiet_inference():
-        clip = Clip(model_id=model_id, api_key=api_key)
+    clip = Clip(model_id=model_id, api_key=api_key)
     print(f"Roboflow Inference loaded CLIP model {model_id} in {time.perf_counter() - started:.1f} s")
     return clip
 
@@ -133,8 +133,7 @@ class ClipEmbedder:
         """Reopen the visual graph for one run per core (`_pipeline.one_thread_session`), once,
         when a second batch shows a pipeline rather than a query."""
         if not self.data_parallel:
-            with quiet_inference():
-                self.model.visual_onnx_session = _pipeline.one_thread_session(self.model)
+            self.model.visual_onnx_session = _pipeline.one_thread_session(self.model)
             self.data_parallel = True
 
 

@@ -9,7 +9,9 @@ earlier ones (`from`). Vectors are left out of what comes back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from helpers.index import VECTOR_FIELD
 
 RETURNED_FIELDS = ["filename", "labels"]
 MAX_DEPTH = 10_000  # k × page: Elasticsearch's limit on k and num_candidates
+DATE_MATH = re.compile(r"^now(?:[+-]\d+[yMwdhHms])?(?:/[yMwdhHms])?$")  # now, now-7d, now/d
 
 
 class DocumentNotFound(LookupError):
@@ -84,6 +87,18 @@ def knn_clause(
     if min_similarity is not None:
         clause["similarity"] = min_similarity
     return clause
+
+
+def is_date(text: str) -> bool:
+    """What an upload-date filter takes: ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z) or
+    Elasticsearch date math (now-7d)."""
+    if DATE_MATH.match(text):
+        return True
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def hits_of(response) -> list[Hit]:
