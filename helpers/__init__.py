@@ -35,7 +35,7 @@ _EXPORTS = {
         "search_text",
         "stored_vector",
     ],
-    "helpers.show": ["annotate_hit", "hit_images", "plot_hits"],
+    "helpers.show": ["annotate_hit", "plot_hits"],
     "helpers.hybrid": ["hybrid_search"],
     "helpers.dedup": ["find_duplicates"],
     "helpers.evaluate": ["exact_query", "knn_recall", "precision_by_class", "searches_exactly"],
