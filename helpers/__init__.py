@@ -36,6 +36,7 @@ _EXPORTS = {
         "stored_vector",
     ],
     "helpers.show": ["annotate_hit", "plot_hits"],
+    "helpers.widget": ["SearchWidget", "search_widget"],
     "helpers.hybrid": ["hybrid_search"],
     "helpers.dedup": ["find_duplicates"],
     "helpers.evaluate": ["exact_query", "knn_recall", "precision_by_class", "searches_exactly"],

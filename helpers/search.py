@@ -22,6 +22,7 @@ from helpers.clip import ClipEmbedder
 from helpers.index import VECTOR_FIELD
 
 RETURNED_FIELDS = ["filename", "labels"]
+CLIENT_NAMES = {"_source": "source", "from": "from_"}
 MAX_DEPTH = 10_000  # k × page: Elasticsearch's limit on k and num_candidates
 DATE_MATH = re.compile(r"^now(?:[+-]\d+[yMwdhHms])?(?:/[yMwdhHms])?$")  # now, now-7d, now/d
 
@@ -115,10 +116,21 @@ def depth(k: int, page: int) -> int:
     return page * k
 
 
+def knn_request(vector: np.ndarray, k: int = 10, page: int = 1, **options) -> dict:
+    """The whole `_search` body for hits `(page - 1) × k + 1` to `page × k`, as Elasticsearch's
+    REST API spells it: what `knn_search` sends, and what the search widget shows."""
+    body = {"knn": knn_clause(vector, k=depth(k, page), **options), "size": k, "_source": RETURNED_FIELDS}
+    return body | {"from": (page - 1) * k} if page > 1 else body
+
+
+def send(es: Elasticsearch, index: str, body: dict):
+    """`es.search` with a REST body: the client spells `_source` and `from` as `source`, `from_`."""
+    return es.search(index=index, **{CLIENT_NAMES.get(key, key): value for key, value in body.items()})
+
+
 def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, page: int = 1, **options) -> list[Hit]:
     """Hits `(page - 1) × k + 1` to `page × k`."""
-    clause = knn_clause(vector, k=depth(k, page), **options)
-    return hits_of(es.search(index=index, knn=clause, from_=(page - 1) * k, size=k, source=RETURNED_FIELDS))
+    return hits_of(send(es, index, knn_request(vector, k, page, **options)))
 
 
 def search_text(es: Elasticsearch, embedder: ClipEmbedder, index: str, text: str, **options) -> list[Hit]:
