@@ -69,7 +69,7 @@ class SearchWidget:
         style = {"description_width": "90px"}
         self.text = widgets.Text(description="Text", placeholder="a photo of ...", style=style)
         self.url = widgets.Text(description="Image URL", placeholder="https://...", style=style)
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a picture")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload")
         self.k = widgets.IntSlider(value=5, min=1, max=20, description="Hits (k)", style=style)
         self.floor = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="Min cosine", style=style)
         labels = sorted(boxes.classes)  # the data set's classes: the values of the index's `labels`
@@ -127,7 +127,9 @@ class SearchWidget:
         return (mix(parts) if len(parts) > 1 else parts[0][0]), " + ".join(titles)
 
     def search(self) -> None:
+        """Search with the text and/or picture given; an uploaded picture is used once."""
         self._run(lambda: (*self.query_vector(), []))
+        self.upload.value = ()
 
     def more_like_this(self) -> None:
         def similar() -> tuple[np.ndarray, str, list[str]]:
@@ -151,7 +153,8 @@ class SearchWidget:
             self.request.value = f"<pre>{html.escape(self.last_request)}</pre>"
             self._draw(title)
             took = (time.perf_counter() - started) * 1000
-            self.status.value = html.escape(f"{title}: {len(self.hits)} hits in {took:.0f} ms")
+            best = f"; best: {self.hits[0].filename} [{', '.join(self.hits[0].labels)}]" if self.hits else ""
+            self.status.value = html.escape(f"{title}: {len(self.hits)} hits in {took:.0f} ms{best}")
         except FAILURES as error:
             message = explain(error, load_settings()) if isinstance(error, ApiError | TransportError) else None
             self.status.value = f"<b>error:</b> {html.escape(message or str(error).splitlines()[0])}"
