@@ -18,7 +18,9 @@ from helpers._engine.errors import bad_request, unsupported
 from helpers._engine.store import IndexView
 
 MAX_NUM_CANDIDATES = 10_000
-SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost"}
+# rescore_vector: rescoring quantised candidates with the raw vectors; exact search is what it
+# approximates, so it is honoured by construction (its value is still validated).
+SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost", "rescore_vector"}
 QUERY_OPTIONS = SECTION_OPTIONS
 
 
@@ -71,6 +73,14 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     unknown = set(clause) - (QUERY_OPTIONS if query_form else SECTION_OPTIONS)
     if unknown:
         raise unsupported(f"knn options {sorted(unknown)}")
+    rescore = clause.get("rescore_vector", {"oversample": 1.0})
+    oversample = rescore.get("oversample") if isinstance(rescore, dict) else None
+    if (
+        not isinstance(oversample, (int, float))
+        or isinstance(oversample, bool)
+        or not (oversample == 0 or oversample >= 1)
+    ):
+        raise bad_request(f"[rescore_vector] requires [oversample] to be 0 or at least 1, got [{oversample}]")
     for required in ("field", "query_vector"):
         if required not in clause:
             raise bad_request(f"[knn] requires [{required}]")
@@ -79,7 +89,7 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     column = view.columns.get(name)
     if column is None:
         kind = view.field_type(name)
-        if kind is None:  # Elasticsearch matches nothing on an unmapped field
+        if kind is None or kind == "dense_vector":  # unmapped, or no document yet gave it a dimension
             return {}
         raise bad_request(f"[knn] queries are only supported on [dense_vector] fields, [{name}] is of type [{kind}]")
     try:

@@ -24,7 +24,7 @@ Result = tuple[np.ndarray, np.ndarray]  # (matches: bool per slot, scores: float
 NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
 DATE_MATH = re.compile(r"^now(?:([+-]\d+)([yMwdhHms]))?(?:/([yMwdhHms]))?$")
 SIMILARITY_SCRIPT = re.compile(
-    r"""^\s*(cosineSimilarity|dotProduct)\(\s*params\.(\w+)\s*,\s*['"]([\w.]+)['"]\s*\)\s*\+\s*1(?:\.0)?\s*$"""
+    r"""^\s*(cosineSimilarity|dotProduct)\(\s*params\.(\w+)\s*,\s*['"]([\w.]+)['"]\s*\)\s*(?:\+\s*(\d+(?:\.\d*)?)\s*)?;?\s*$"""
 )
 # The options each query honours; any other is refused by name (field-keyed queries list
 # the options of their per-field object).
@@ -99,9 +99,9 @@ class Matcher:
         self.ids, self.live, self.columns, self.sources = view.ids, view.live, view.columns, sources
         self.properties = view.mappings.get("properties", {})
 
-    def resolve(self, name: str) -> tuple[str, str | None]:
-        """(path in the source, mapping type) of a field; a multi-field such as `labels.text`
-        reads its parent's value (`labels`) and analyses it its own way."""
+    def field(self, name: str) -> tuple[str, str | None, dict]:
+        """(path in the source, mapping type, mapping) of a field; a multi-field such as
+        `labels.text` reads its parent's value (`labels`) and analyses it its own way."""
         spec: dict = {"properties": self.properties}
         path = []
         for part in name.split("."):
@@ -111,8 +111,23 @@ class Matcher:
             elif part in spec.get("fields", {}):
                 spec = spec["fields"][part]
             else:
-                return name, None
-        return ".".join(path), spec.get("type")
+                return name, None, {}
+        return ".".join(path), spec.get("type", "object"), spec
+
+    def resolve(self, name: str) -> tuple[str, str | None]:
+        path, kind, _ = self.field(name)
+        return path, kind
+
+    def indexed(self, source: dict | None, name: str) -> list[Any]:
+        """A document's indexed terms for a field, as term-level queries see them: a text
+        field's tokens, a keyword's values up to `ignore_above`, other values typed."""
+        path, kind, spec = self.field(name)
+        values = field_values(source, path)
+        if kind == "text":
+            return analyze(" ".join(map(str, values)), spec.get("analyzer", "standard"))
+        if kind == "keyword" and "ignore_above" in spec:
+            values = [v for v in values if len(str(v)) <= spec["ignore_above"]]
+        return [comparable(v, kind) for v in values]
 
     def constant(self, predicate, boost: float = 1.0) -> Result:
         matches = np.zeros(len(self.live), bool)
@@ -160,17 +175,17 @@ class Matcher:
         field, value, boost = self._field_spec(spec, "term")
         if isinstance(value, dict):
             value = value.get("value")
-        path, kind = self.resolve(field)  # once per query, not once per document
+        _, kind = self.resolve(field)  # once per query, not once per document
         target = comparable(value, kind)
-        return self.constant(lambda source, _: target in self.values(source, path, kind), boost)
+        return self.constant(lambda source, _: target in self.indexed(source, field), boost)
 
     def q_terms(self, spec: dict) -> Result:
         field, values, boost = self._field_spec(spec, "terms")
         if not isinstance(values, list):
             raise bad_request("[terms] query takes a list of values")
-        path, kind = self.resolve(field)
+        _, kind = self.resolve(field)
         targets = {comparable(v, kind) for v in values}
-        return self.constant(lambda source, _: bool(targets.intersection(self.values(source, path, kind))), boost)
+        return self.constant(lambda source, _: bool(targets.intersection(self.indexed(source, field))), boost)
 
     def q_prefix(self, spec: dict) -> Result:
         field, value, boost = self._field_spec(spec, "prefix")
@@ -233,19 +248,27 @@ class Matcher:
         return matches, np.where(matches, scores, np.float32(0))
 
     def text_match(self, field: str, query: str, require_all: bool, boost: float) -> Result:
-        """BM25 of `query` against one `text` field (analysed) or `keyword` field (one term)."""
-        path, kind = self.resolve(field)
+        """BM25 of `query` against one `text` field (analysed) or `keyword` field (one term);
+        on other types the query is one value matched exactly (score 1), as Elasticsearch's
+        match turns into a term query there; on an unmapped field nothing matches."""
+        path, kind, spec = self.field(field)
+        if kind is None:
+            return np.zeros(len(self.live), bool), np.zeros(len(self.live), np.float32)
         if kind not in ("text", "keyword"):
-            raise unsupported(f"[match] on field [{field}] of type [{kind}] (only text and keyword)")
+            target = comparable(query, kind)
+            return self.constant(lambda source, _: target in self.indexed(source, field), boost)
+        analyzer = spec.get("analyzer", "standard")
         prepare: Callable[[list], list[str]] = (
-            (lambda values: analyze(" ".join(map(str, values)))) if kind == "text" else (lambda values: values)
+            (lambda values: analyze(" ".join(map(str, values)), analyzer))
+            if kind == "text"
+            else (lambda values: [v for v in values if len(v) <= spec.get("ignore_above", len(v))])
         )
         # None: a deleted slot, or a document without a value (it does not count in BM25's averages).
         documents = [
             (prepare([str(v) for v in field_values(self.sources[slot], path)]) or None) if self.live[slot] else None
             for slot in range(len(self.live))
         ]
-        terms = analyze(query) if kind == "text" else [query]
+        terms = analyze(query, spec.get("search_analyzer", analyzer)) if kind == "text" else [query]
         matches, scores = bm25(documents, terms, require_all, norms=kind == "text")
         return matches, scores * np.float32(boost)
 
@@ -295,13 +318,17 @@ class Matcher:
         return matches, scores
 
     def q_script_score(self, spec: dict) -> Result:
-        """Exact kNN as Elasticsearch documents it: similarity to a query vector, plus 1."""
+        """Exact kNN as Elasticsearch documents it: similarity to a query vector (plus a constant,
+        usually 1, to keep scores non-negative, which Elasticsearch requires)."""
         matches, _ = self.evaluate(spec.get("query", {"match_all": {}}))
         script = spec.get("script", {})
         parsed = SIMILARITY_SCRIPT.match(script.get("source", "") if isinstance(script, dict) else "")
         if parsed is None:
-            raise unsupported("scripts other than `cosineSimilarity(params.<vector>, '<field>') + 1.0` (or dotProduct)")
-        function, parameter, field = parsed.groups()
+            raise unsupported(
+                "scripts other than `cosineSimilarity(params.<vector>, '<field>')` or `dotProduct(...)`, "
+                "plus an optional constant"
+            )
+        function, parameter, field, constant = parsed.groups()
         column = self.columns.get(field)
         if column is None:
             raise bad_request(f"field [{field}] is not a dense_vector field")
@@ -310,8 +337,20 @@ class Matcher:
             raise bad_request(f"the query vector has [{query.size}] dimensions, the field [{column.dims}]")
         used = len(self.ids)
         rows = column.matrix[:used]
-        raw = rows @ (query / np.linalg.norm(query)) if function == "cosineSimilarity" else rows @ query
+        if function == "cosineSimilarity":
+            raw = rows @ (query / np.linalg.norm(query))
+            if column.similarity != "cosine":  # rows kept as given: divide by their lengths here
+                norms = np.linalg.norm(rows, axis=1)
+                raw = np.divide(raw, norms, out=np.zeros_like(raw), where=norms > 0)
+        else:
+            raw = rows @ query
         matches = matches & column.present  # same length as `live`: both grow together
         scores = np.zeros(len(self.live), np.float32)
-        scores[:used] = (raw + 1) * spec.get("boost", 1.0)
+        scores[:used] = (raw + float(constant or 0)) * spec.get("boost", 1.0)
+        negative = np.flatnonzero(matches & (scores < 0))
+        if len(negative):
+            raise bad_request(
+                f"script_score script returned an invalid score [{scores[negative[0]]}] for doc "
+                f"[{negative[0]}]. Must be a non-negative score!"
+            )
         return matches, np.where(matches, scores, np.float32(0))

@@ -26,15 +26,34 @@ CREATE TABLE IF NOT EXISTS indices (name TEXT PRIMARY KEY, uuid TEXT NOT NULL, m
 CREATE TABLE IF NOT EXISTS docs (
     idx TEXT NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL, version INTEGER NOT NULL,
     UNIQUE (idx, id));
+CREATE TABLE IF NOT EXISTS index_settings (name TEXT PRIMARY KEY, settings TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vectors (
     idx TEXT NOT NULL, field TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (idx, id, field)) WITHOUT ROWID;
 """
 
 
-def vector_fields(mappings: dict) -> dict[str, dict]:
-    """Top-level `dense_vector` fields of a mapping, by name."""
-    return {n: spec for n, spec in mappings.get("properties", {}).items() if spec.get("type") == "dense_vector"}
+def vector_fields(mappings: dict, prefix: str = "") -> dict[str, dict]:
+    """`dense_vector` fields of a mapping whose dimension is known, by dotted path (objects walked)."""
+    found = {}
+    for name, spec in mappings.get("properties", {}).items():
+        if spec.get("type") == "dense_vector" and spec.get("dims") is not None:
+            found[f"{prefix}{name}"] = spec
+        elif spec.get("type", "object") == "object":
+            found |= vector_fields(spec, f"{prefix}{name}.")
+    return found
+
+
+def put_at(source: dict, path: str, value: object) -> None:
+    """Put a value back at a dotted path, creating the objects on the way."""
+    *parents, last = path.split(".")
+    node = source
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[last] = value
 
 
 @dataclass
@@ -162,12 +181,15 @@ class Store:
     def exists(self, index: str) -> bool:
         return self.db.execute("SELECT 1 FROM indices WHERE name = ?", (index,)).fetchone() is not None
 
-    def create_index(self, index: str, mappings: dict) -> str:
+    def create_index(self, index: str, mappings: dict, settings: dict | None = None) -> str:
         index_uuid = uuid.uuid4().hex[:22]
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute("INSERT INTO indices VALUES (?, ?, ?)", (index, index_uuid, json.dumps(mappings)))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO index_settings VALUES (?, ?)", (index, json.dumps(settings or {}))
+                )
         except sqlite3.IntegrityError:
             existing = self.view(index).uuid
             raise EsError(
@@ -179,12 +201,26 @@ class Store:
             ) from None
         return index_uuid
 
+    def settings(self, index: str) -> dict:
+        """The settings an index was created with (folders from before settings were kept: none)."""
+        row = self.db.execute("SELECT settings FROM index_settings WHERE name = ?", (index,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def put_mappings(self, index: str, mappings: dict) -> None:
+        """Replace an index's mapping (grown by PUT _mapping or dynamic mapping); the view is
+        reloaded on next use, so new vector fields get their columns."""
+        self.view(index)  # 404 if missing
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("UPDATE indices SET mappings = ? WHERE name = ?", (json.dumps(mappings), index))
+        self.views.pop(index, None)
+
     def delete_index(self, index: str) -> None:
         self.view(index)  # 404 if missing
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            for table in ("indices", "docs", "vectors"):
-                column = "name" if table == "indices" else "idx"
+            for table in ("indices", "index_settings", "docs", "vectors"):
+                column = "name" if table in ("indices", "index_settings") else "idx"
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (index,))
         self.views.pop(index, None)
 
@@ -243,7 +279,7 @@ class Store:
                     f"SELECT id, field, data FROM vectors WHERE idx = ? AND id IN ({marks})", [index, *chunk]
                 )
                 for doc_id, name, blob in rows:
-                    found[doc_id][0][name] = np.frombuffer(blob, np.float32).tolist()
+                    put_at(found[doc_id][0], name, np.frombuffer(blob, np.float32).tolist())
         return found
 
     def write(self, index: str, ops: list[tuple[str, dict | None, dict[str, np.ndarray] | None]]) -> dict[str, int]:
