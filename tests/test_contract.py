@@ -505,3 +505,18 @@ def test_total_hits_tracking_and_as_int(es: Elasticsearch, index: str) -> None:
     assert es.search(index=index, size=0, track_total_hits=10)["hits"]["total"] == {"value": 10, "relation": "gte"}
     assert "total" not in es.search(index=index, size=0, track_total_hits=False)["hits"]
     assert es.search(index=index, size=0, rest_total_hits_as_int=True)["hits"]["total"] == DOCS
+
+
+def test_knn_pre_filter_keeping_few_documents_ranks_exactly_among_them(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, _ = corpus
+    query = np.random.default_rng(31).normal(size=DIMS).astype(np.float32)
+    few = [3, 17, 29, 44, 61]  # so few that only their rows are read
+    allowed = np.zeros(DOCS, bool)
+    allowed[few] = True
+    ids_filter = {"ids": {"values": [f"doc-{i:03d}" for i in few]}}
+    hits = knn(es, index, query, k=3)  # unfiltered, for contrast
+    filtered = es.search(index=index, knn=knn_clause(query, k=3, num_candidates=100) | {"filter": ids_filter}, size=3)
+    order, scores = exact_ranking(vectors, query, allowed)
+    assert [h["_id"] for h in filtered["hits"]["hits"]] == [f"doc-{i:03d}" for i in order[:3]]
+    assert np.allclose([h["_score"] for h in filtered["hits"]["hits"]], scores[:3], atol=1e-5)
+    assert [h["_id"] for h in hits] != [h["_id"] for h in filtered["hits"]["hits"]]

@@ -27,11 +27,12 @@ KNOWN_TYPES = {
 }  # fmt: skip
 SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
 # index_options types and the parameters each takes (Elasticsearch refuses any other).
+# early_termination (HNSW graph search stopping early) cannot change an exact search: honoured.
 INDEX_OPTIONS = {
-    "hnsw": {"m", "ef_construction"},
-    "int8_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector"},
-    "int4_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector"},
-    "bbq_hnsw": {"m", "ef_construction", "rescore_vector"},
+    "hnsw": {"m", "ef_construction", "early_termination"},
+    "int8_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector", "early_termination"},
+    "int4_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector", "early_termination"},
+    "bbq_hnsw": {"m", "ef_construction", "rescore_vector", "early_termination"},
     "flat": set(),
     "int8_flat": {"confidence_interval", "rescore_vector"},
     "int4_flat": {"confidence_interval", "rescore_vector"},
@@ -51,7 +52,12 @@ TYPE_PARAMETERS = {
     "dense_vector": {"dims", "index", "similarity", "element_type", "index_options"},
     "scaled_float": {"scaling_factor", "store"},
 } | {kind: {"store"} for kind in NUMERIC_TYPES - {"scaled_float"}}
-DEFAULT_INDEX_OPTIONS = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}  # 8.14 to 9.0, under 384 dims
+DEFAULT_INDEX_OPTIONS = {
+    "type": "int8_hnsw",
+    "m": 16,
+    "ef_construction": 100,
+    "early_termination": False,
+}  # 8.14 to 9.0, under 384 dims
 BBQ_OVERSAMPLE = 3.0
 VECTOR_DIMS = (128, 4096)  # dynamic mapping: float arrays of this length become dense_vector
 MAX_DIMS = 4096
@@ -158,10 +164,13 @@ def check_vector(name: str, spec: dict) -> dict:
         raise mapper_error(
             f"Unknown value [{similarity}] for field [similarity] - accepted values are {sorted(SIMILARITIES)}"
         )
-    if not indexed:
-        if "index_options" in spec:
-            raise mapper_error("Field [index_options] requires field [index] to be configured and set to true")
-        raise unsupported(f"dense_vector with [index: false] (field [{name}])")
+    if not indexed:  # stored and returned, read by scripts; kNN refuses it as a cluster does
+        for key in ("similarity", "index_options"):
+            if key in spec:
+                raise mapper_error(
+                    f"Field [{key}] can only be specified for a field of type [dense_vector] when it is indexed"
+                )
+        return {**spec, "index": False}
     options = spec.get("index_options", DEFAULT_INDEX_OPTIONS)
     if not isinstance(options, dict) or "type" not in options:
         raise mapper_error(f"[index_options] requires field [type] to be configured (field [{name}])")
@@ -179,6 +188,8 @@ def check_vector(name: str, spec: dict) -> dict:
     options = dict(options)
     if kind.startswith("bbq") and "rescore_vector" not in options:
         options["rescore_vector"] = {"oversample": BBQ_OVERSAMPLE}  # reported as 9.1 reports it
+    if kind.endswith("hnsw"):
+        options.setdefault("early_termination", False)  # reported as 9.2 reports it
     return {**spec, "index": True, "similarity": similarity, "index_options": options}
 
 

@@ -118,10 +118,10 @@ class Matcher:
         path, kind, _ = self.field(name)
         return path, kind
 
-    def indexed(self, source: dict | None, name: str) -> list[Any]:
+    def indexed(self, source: dict | None, name: str, resolved: tuple | None = None) -> list[Any]:
         """A document's indexed terms for a field, as term-level queries see them: a text
         field's tokens, a keyword's values up to `ignore_above`, other values typed."""
-        path, kind, spec = self.field(name)
+        path, kind, spec = resolved or self.field(name)
         values = field_values(source, path)
         if kind == "text":
             return analyze(" ".join(map(str, values)), spec.get("analyzer", "standard"))
@@ -171,21 +171,42 @@ class Matcher:
                 raise unsupported(f"{name} options {sorted(set(value) - allowed)}")
         return field, value, boost
 
+    def postings(self, name: str) -> dict[Any, np.ndarray]:
+        """{indexed term: slots holding it} for a field, built in one pass and kept on the
+        view until the next write: a term filter then costs a lookup, not a scan."""
+        if name not in self.view.postings:
+            resolved = self.field(name)
+            found: dict[Any, list[int]] = {}
+            for slot in np.flatnonzero(self.live):
+                for term in set(self.indexed(self.sources[slot], name, resolved)):
+                    found.setdefault(term, []).append(int(slot))
+            self.view.postings[name] = {term: np.asarray(slots, np.int64) for term, slots in found.items()}
+        return self.view.postings[name]
+
+    def holding(self, name: str, targets: list[Any], boost: float) -> Result:
+        """Documents holding any of the terms, scored `boost` (term-level queries score constant)."""
+        postings = self.postings(name)
+        matches = np.zeros(len(self.live), bool)
+        for target in targets:
+            slots = postings.get(target)
+            if slots is not None:
+                matches[slots] = True
+        matches &= self.live
+        return matches, np.where(matches, np.float32(boost), np.float32(0))
+
     def q_term(self, spec: dict) -> Result:
         field, value, boost = self._field_spec(spec, "term")
         if isinstance(value, dict):
             value = value.get("value")
-        _, kind = self.resolve(field)  # once per query, not once per document
-        target = comparable(value, kind)
-        return self.constant(lambda source, _: target in self.indexed(source, field), boost)
+        _, kind = self.resolve(field)
+        return self.holding(field, [comparable(value, kind)], boost)
 
     def q_terms(self, spec: dict) -> Result:
         field, values, boost = self._field_spec(spec, "terms")
         if not isinstance(values, list):
             raise bad_request("[terms] query takes a list of values")
         _, kind = self.resolve(field)
-        targets = {comparable(v, kind) for v in values}
-        return self.constant(lambda source, _: bool(targets.intersection(self.indexed(source, field))), boost)
+        return self.holding(field, [comparable(v, kind) for v in values], boost)
 
     def q_prefix(self, spec: dict) -> Result:
         field, value, boost = self._field_spec(spec, "prefix")

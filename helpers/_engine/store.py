@@ -64,11 +64,14 @@ class VectorColumn:
     similarity: str
     matrix: np.ndarray
     present: np.ndarray  # bool per slot: this document has a vector in this field
+    indexed: bool = True  # `index: false`: stored and returned, not searchable by kNN
 
     @classmethod
     def empty(cls, spec: dict) -> VectorColumn:
         dims = int(spec["dims"])
-        return cls(dims, spec.get("similarity", "cosine"), np.zeros((0, dims), np.float32), np.zeros(0, bool))
+        indexed = spec.get("index", True) is not False
+        similarity = spec.get("similarity", "cosine") if indexed else "l2_norm"  # l2_norm: rows kept as given
+        return cls(dims, similarity, np.zeros((0, dims), np.float32), np.zeros(0, bool), indexed)
 
     def stored_form(self, vector: np.ndarray) -> np.ndarray:
         """Cosine compares directions only: rows are kept unit length so search is one product."""
@@ -76,9 +79,10 @@ class VectorColumn:
             return vector / np.linalg.norm(vector)
         return vector
 
-    def raw_similarity(self, query: np.ndarray, used: int) -> np.ndarray:
-        """Raw similarity of every used slot: one pass over the matrix, no copy of it."""
-        rows = self.matrix[:used]
+    def raw_similarity(self, query: np.ndarray, used: int, slots: np.ndarray | None = None) -> np.ndarray:
+        """Raw similarity of every used slot (one pass over the matrix, no copy of it), or of
+        the given slots only (a pre-filter that keeps few documents reads only their rows)."""
+        rows = self.matrix[:used] if slots is None else self.matrix[slots]
         if self.similarity == "cosine":
             return rows @ (query / np.linalg.norm(query))
         if self.similarity == "l2_norm":
@@ -98,6 +102,8 @@ class IndexView:
     live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     columns: dict[str, VectorColumn] = field(default_factory=dict)
     sources: list[dict | None] | None = None  # loaded on first need (filters, non-kNN queries)
+    # Term-level lookups built from `sources` on first need: {field: {value: slots}}; any write clears them.
+    postings: dict[str, dict] = field(default_factory=dict)
 
     def grow_to(self, size: int) -> None:
         capacity = len(self.live)
@@ -120,6 +126,7 @@ class IndexView:
             self.ids.append(doc_id)
             self.slot_of[doc_id] = slot
         self.live[slot] = True
+        self.postings.clear()
         for name, column in self.columns.items():
             column.present[slot] = name in vectors
             if name in vectors:
@@ -130,6 +137,7 @@ class IndexView:
     def remove(self, doc_id: str) -> None:
         slot = self.slot_of.pop(doc_id)
         self.live[slot] = False
+        self.postings.clear()
         for column in self.columns.values():
             column.present[slot] = False
         if self.sources is not None:
