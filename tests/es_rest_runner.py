@@ -65,7 +65,7 @@ CATCH_STATUS = {
 }
 
 
-def tests_folder() -> Path | None:
+def rest_tests_folder() -> Path | None:
     """The folder holding `api/` and `test/`: ES_REST_TESTS, else the shared copy beside the repo."""
     folder = Path(os.environ.get("ES_REST_TESTS") or DEFAULT_FOLDER)
     return folder if (folder / "api").is_dir() and (folder / "test").is_dir() else None
@@ -112,7 +112,7 @@ class Outcome(Exception):
 
 
 @dataclass
-class TestResult:
+class RestResult:
     file: str
     name: str
     outcome: str
@@ -270,6 +270,7 @@ class Runner:
         self.connect, self.specs, self.embedded = connect, specs, embedded
         self.es = connect()
         self.version = version_tuple(self.es.info()["version"]["number"])
+        self.server_features: set[str] | None = None
 
     # skip / requires
 
@@ -300,6 +301,8 @@ class Runner:
             unknown = [f for f in self.as_list(rules.get("test_runner_features")) if f not in RUNNER_FEATURES]
             if unknown:
                 return f"requires runner features {unknown}"
+            if rules.get("capabilities") and not self.has_capabilities(self.as_list(rules["capabilities"])):
+                return "requires capabilities the server does not have"
         return None
 
     @staticmethod
@@ -307,8 +310,40 @@ class Runner:
         return [] if value is None else value if isinstance(value, list) else [value]
 
     def has_feature(self, feature: str) -> bool:
-        match = re.fullmatch(r"gte_v(\d+)\.(\d+)\.(\d+)", feature)
-        return version_tuple(feature) <= self.version if match else True
+        """`gte_vX.Y.Z` compares versions. A named feature counts as present on the engine
+        (it is measured against the newest Elasticsearch); a server must list it in its
+        cluster state's `nodes_features`, else the test is left out there."""
+        if re.fullmatch(r"gte_v(\d+)\.(\d+)\.(\d+)", feature):
+            return version_tuple(feature) <= self.version
+        if self.embedded:
+            return True
+        if self.server_features is None:
+            try:
+                state = self.es.perform_request("GET", "/_cluster/state", headers={"accept": "application/json"})
+                nodes = state.body.get("nodes_features", [])
+                self.server_features = set().union(*(set(n.get("features", [])) for n in nodes)) if nodes else set()
+            except Exception:  # a server without the API has none we can confirm
+                self.server_features = set()
+        return feature in self.server_features
+
+    def has_capabilities(self, wanted: list) -> bool:
+        """`requires: capabilities` asked of a server's `_capabilities` API (present on the engine)."""
+        if self.embedded:
+            return True
+        for entry in wanted:
+            params = {"method": entry.get("method", "GET"), "path": entry.get("path", "/")}
+            params["capabilities"] = ",".join(entry.get("capabilities", []))
+            if entry.get("parameters"):
+                params["parameters"] = ",".join(entry["parameters"])
+            try:
+                answer = self.es.perform_request(
+                    "GET", "/_capabilities", params=params, headers={"accept": "application/json"}
+                )
+            except Exception:
+                return False
+            if answer.body.get("supported") is not True:
+                return False
+        return True
 
     def in_range(self, interval: str) -> bool:
         low, _, high = (p.strip() for p in interval.partition("-"))
@@ -439,7 +474,7 @@ class Runner:
             if not name.startswith("."):
                 self.es.indices.delete(index=name, ignore_unavailable=True)
 
-    def run_file(self, file: Path, root: Path) -> list[TestResult]:
+    def run_file(self, file: Path, root: Path) -> list[RestResult]:
         label = str(file.relative_to(root / "test"))
         documents = [d for d in yaml.safe_load_all(file.read_text()) if d]
         setup: list = []
@@ -455,17 +490,17 @@ class Runner:
                     tests.append((name, steps))
         return [self.run_test(label, name, setup, steps, teardown) for name, steps in tests]
 
-    def run_test(self, label: str, name: str, setup: list, steps: list, teardown: list) -> TestResult:
+    def run_test(self, label: str, name: str, setup: list, steps: list, teardown: list) -> RestResult:
         stash, state = Stash(), {}
         try:
             self.wipe()
             self.run_steps(setup, stash, state)
             self.run_steps(steps, stash, state)
-            result = TestResult(label, name, "pass")
+            result = RestResult(label, name, "pass")
         except Outcome as outcome:
-            result = TestResult(label, name, outcome.outcome, outcome.reason)
+            result = RestResult(label, name, outcome.outcome, outcome.reason)
         except Exception as error:  # an engine exception outside a `do`, e.g. during the wipe
-            result = TestResult(label, name, "crash", f"{type(error).__name__}: {error}")
+            result = RestResult(label, name, "crash", f"{type(error).__name__}: {error}")
         with contextlib.suppress(Exception):  # teardown only tidies; it changes nothing about the test
             self.run_steps(teardown, stash, {})
         return result
@@ -491,7 +526,7 @@ def reason_of(body: Any) -> str:
     return f"{chosen.get('type')}: {chosen.get('reason')}"[:300]
 
 
-def test_files(root: Path, selection: list[str] | None = None) -> Iterator[Path]:
+def rest_files(root: Path, selection: list[str] | None = None) -> Iterator[Path]:
     chosen = [Path(s) for s in selection] if selection else [root / "test"]
     for entry in chosen:
         entry = entry if entry.is_absolute() or entry.exists() else root / "test" / entry
@@ -500,22 +535,22 @@ def test_files(root: Path, selection: list[str] | None = None) -> Iterator[Path]
 
 def run(
     connect: Callable[[], Elasticsearch], root: Path, embedded: bool, selection: list[str] | None = None
-) -> list[TestResult]:
+) -> list[RestResult]:
     runner = Runner(connect, load_specs(root), embedded)
-    results: list[TestResult] = []
-    for file in test_files(root, selection):
+    results: list[RestResult] = []
+    for file in rest_files(root, selection):
         results += runner.run_file(file, root)
     return results
 
 
-def figures(results: list[TestResult]) -> list[FileFigures]:
+def figures(results: list[RestResult]) -> list[FileFigures]:
     by_file: dict[str, FileFigures] = {}
     for result in results:
         by_file.setdefault(result.file, FileFigures(result.file)).counts[result.outcome] += 1
     return list(by_file.values())
 
 
-def table(results: list[TestResult]) -> str:
+def table(results: list[RestResult]) -> str:
     rows = [f"{'file':55} " + " ".join(f"{o:>8}" for o in OUTCOMES)]
     rows += [f.row() for f in figures(results)]
     total = FileFigures("total", Counter(r.outcome for r in results))
@@ -536,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="an Elasticsearch-API server (default: the embedded engine)")
     parser.add_argument("--verbose", "-v", action="store_true", help="one line per test that did not pass")
     args = parser.parse_args(argv)
-    root = tests_folder()
+    root = rest_tests_folder()
     if root is None:
         print("no REST tests: set ES_REST_TESTS to a folder with api/ and test/ (see README)", file=sys.stderr)
         return 2

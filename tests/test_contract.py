@@ -23,7 +23,7 @@ from elasticsearch.serializer import OrjsonSerializer
 
 from helpers._engine import embedded_client
 from helpers._settings import load_settings
-from helpers.connect import connect
+from helpers.connect import connect, explain
 from helpers.index import MAPPING_VERSION, VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 
@@ -520,3 +520,10 @@ def test_knn_pre_filter_keeping_few_documents_ranks_exactly_among_them(es: Elast
     assert [h["_id"] for h in filtered["hits"]["hits"]] == [f"doc-{i:03d}" for i in order[:3]]
     assert np.allclose([h["_score"] for h in filtered["hits"]["hits"]], scores[:3], atol=1e-5)
     assert [h["_id"] for h in hits] != [h["_id"] for h in filtered["hits"]["hits"]]
+
+
+def test_explained_errors_keep_the_deepest_reason(es: Elasticsearch, index: str) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        knn(es, index, np.ones(DIMS - 1, np.float32), k=3)
+    line = explain(caught.value, load_settings())
+    assert "different number of dimensions" in line and f"[{DIMS - 1}]" in line, line

@@ -16,6 +16,24 @@ from helpers._engine.search import run_count, run_search
 from helpers._engine.store import Store
 
 VERSION = "8.19.0"
+# What `route` answers (the README's table lists these).
+ENDPOINTS = [
+    "GET /",
+    "PUT /{index}",
+    "GET|HEAD|DELETE /{index}",
+    "GET /{index}/_mapping",
+    "PUT|POST /{index}/_mapping",
+    "GET /{index}/_settings",
+    "GET|POST /{index}/_refresh, _flush, _forcemerge",
+    "GET /_cluster/health[/{index}]",
+    "POST|PUT [/{index}]/_bulk",
+    "PUT|POST /{index}/_doc/{id}, /{index}/_create/{id}",
+    "POST /{index}/_doc",
+    "GET|HEAD|DELETE /{index}/_doc/{id}",
+    "GET|POST [/{index}]/_mget",
+    "GET|POST [/{index}]/_search",
+    "GET|POST [/{index}]/_count",
+]
 INDEX_READ = INDEX_OPTIONS | {"local", "master_timeout"}
 HOUSEKEEPING = {
     "_refresh": INDEX_OPTIONS,
@@ -80,7 +98,7 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
     if api == ["_mapping"] and method in ("PUT", "POST") and named:
         check_params(params, INDEX_OPTIONS | WAITS | {"write_index_only"}, endpoint)
         if params.get("write_index_only") == "true":
-            raise unsupported("the parameter [write_index_only] (it concerns aliases)")
+            raise unsupported("the parameter", "write_index_only", "it concerns aliases")
         return indices.put_mappings(store, target, json_object(payload, "PUT _mapping"), params)
     if api == ["_settings"] and method == "GET":
         check_params(params, INDEX_READ, endpoint)
@@ -117,7 +135,7 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
         if op == "_doc" and method == "DELETE":
             check_params(params, WRITE, endpoint)
             return documents.delete_doc(store, index, doc_id)
-    raise unsupported(f"the endpoint [{endpoint}]")
+    raise unsupported("the endpoint", endpoint)
 
 
 def handle(store: Store, method: str, path: str, params: dict, body: bytes | None) -> tuple[int, dict]:

@@ -84,10 +84,10 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
         items.append({action: item})
         try:
             if action not in ("index", "create", "delete"):
-                raise unsupported(f"the bulk action [{action}]")
+                raise unsupported("the bulk action", action)
             extra = set(meta) - BULK_METADATA
             if extra:
-                raise unsupported(f"the bulk metadata [{sorted(extra)[0]}]")
+                raise unsupported("the bulk metadata", sorted(extra)[0])
             if "op_type" in meta and meta["op_type"] not in ("index", "create"):
                 raise bad_request(f"opType must be 'create' or 'index', found: [{meta['op_type']}]")
             if not index:
@@ -192,7 +192,7 @@ def mget(store: Store, default_index: str | None, body: dict, params: dict) -> t
     path). A missing document is `found: false`; a missing index fails only its own items."""
     unknown = set(body) - {"docs", "ids"}
     if unknown:
-        raise unsupported(f"the mget option [{sorted(unknown)[0]}]")
+        raise unsupported("the mget option", sorted(unknown)[0])
     if "ids" in body:
         if not isinstance(body["ids"], list):
             raise bad_request("[ids] must be an array of document ids")
@@ -205,7 +205,7 @@ def mget(store: Store, default_index: str | None, body: dict, params: dict) -> t
     for position, request in enumerate(requests):
         extra = set(request) - {"_index", "_id", "_source"}
         if extra:
-            raise unsupported(f"the mget document option [{sorted(extra)[0]}]")
+            raise unsupported("the mget option", sorted(extra)[0], "of a document")
         if request.get("_id") is None:
             problems.append(f"id is missing for doc {position}")
         if request.get("_index", default_index) is None:

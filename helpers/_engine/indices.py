@@ -50,7 +50,7 @@ def flat_settings(settings: Any) -> dict[str, str]:
     walk(settings, "")
     refused = sorted(set(flat) - ALLOWED_SETTINGS)
     if refused:
-        raise unsupported(f"index setting [index.{refused[0]}]")
+        raise unsupported("the index setting", f"index.{refused[0]}")
     for key in ("number_of_shards", "number_of_replicas"):
         if key in flat:
             value = str(flat[key])
@@ -66,7 +66,7 @@ def create_index(store: Store, index: str, body: dict) -> tuple[int, dict]:
             raise EsError(
                 400, "parse_exception", f"Failed to parse aliases: expected an object, got [{body['aliases']}]"
             )
-        raise unsupported("aliases")
+        raise unsupported("the index creation option", "aliases")
     unknown = set(body) - {"mappings", "settings", "aliases"}
     if unknown:
         raise EsError(400, "parse_exception", f"unknown key [{sorted(unknown)[0]}] for create index")
@@ -149,10 +149,10 @@ def cluster_health(store: Store, expression: str, params: dict) -> tuple[int, di
         raise bad_request(f"unknown cluster health status [{wanted}]")
     nodes = params.get("wait_for_nodes")
     if nodes is not None and nodes.lstrip("<>=") not in ("1", ""):
-        raise unsupported(f"the parameter [wait_for_nodes] other than one node (got [{nodes}])")
+        raise unsupported("the parameter", "wait_for_nodes", f"other than one node, got [{nodes}]")
     level = params.get("level", "cluster")
     if level != "cluster":
-        raise unsupported(f"the parameter [level] other than [cluster] (got [{level}])")
+        raise unsupported("the parameter", "level", f"other than [cluster], got [{level}]")
     return 200, {
         "cluster_name": "embedded",
         "status": "green",

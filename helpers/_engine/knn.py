@@ -82,7 +82,7 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
         raise bad_request("[knn] must be an object")
     unknown = set(clause) - (QUERY_OPTIONS if query_form else SECTION_OPTIONS)
     if unknown:
-        raise unsupported(f"knn options {sorted(unknown)}")
+        raise unsupported("the knn option", sorted(unknown)[0])
     rescore = clause.get("rescore_vector", {"oversample": 1.0})
     oversample = rescore.get("oversample") if isinstance(rescore, dict) else None
     if (

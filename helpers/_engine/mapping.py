@@ -62,6 +62,8 @@ BBQ_OVERSAMPLE = 3.0
 VECTOR_DIMS = (128, 4096)  # dynamic mapping: float arrays of this length become dense_vector
 MAX_DIMS = 4096
 DATE_DETECTION = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}([.,]\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
+INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 STRING_MAPPING = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
 
 
@@ -76,7 +78,7 @@ def check_mappings(mappings: Any) -> dict:
         raise mapper_error(f"Expected map for property [mappings] but got a {type(mappings).__name__}")
     for key in mappings:
         if key in KNOWN_ROOT_OPTIONS:
-            raise unsupported(f"mapping option [{key}]")
+            raise unsupported("the mapping option", key)
         if key not in ROOT_OPTIONS:
             raise mapper_error(f"Root mapping definition has unsupported parameters:  [{key} : {mappings[key]}]")
     check_dynamic(mappings.get("dynamic", True), "_doc")
@@ -88,7 +90,7 @@ def check_mappings(mappings: Any) -> dict:
 
 def check_dynamic(value: Any, where: str) -> None:
     if value == "runtime":
-        raise unsupported("mapping option [dynamic: runtime]")
+        raise unsupported("the mapping option", "dynamic: runtime")
     if value not in (True, False, "true", "false", "strict"):
         raise mapper_error(f"Could not convert [dynamic] to boolean for [{where}], got [{value}]")
 
@@ -110,14 +112,14 @@ def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False) ->
         raise mapper_error(f"No type specified for field [{name}]")
     if kind not in SUPPORTED_TYPES:
         if kind in KNOWN_TYPES:
-            raise unsupported(f"field type [{kind}] (field [{path}])")
+            raise unsupported("the field type", kind, f"field [{path}]")
         raise mapper_error(
             f"The mapper type [{kind}] declared on field [{name}] does not exist. It might have been created "
             "within a future version or requires a plugin to be installed. Check the documentation."
         )
     unknown = set(spec) - TYPE_PARAMETERS[kind] - {"type", "fields"}
     if unknown:
-        raise unsupported(f"mapping parameter [{sorted(unknown)[0]}] (field [{path}] of type [{kind}])")
+        raise unsupported("the mapping parameter", sorted(unknown)[0], f"field [{path}] of type [{kind}]")
     result = dict(spec)
     if kind == "object":
         check_dynamic(spec.get("dynamic", True), path)
@@ -129,7 +131,7 @@ def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False) ->
             analyzer = spec.get(key, "standard")
             if analyzer not in ANALYZERS:
                 if analyzer in KNOWN_ANALYZERS:
-                    raise unsupported(f"analyzer [{analyzer}] (field [{path}])")
+                    raise unsupported("the analyzer", analyzer, f"field [{path}]")
                 raise mapper_error(f"analyzer [{analyzer}] has not been configured in mappings")
     if kind == "scaled_float" and not isinstance(spec.get("scaling_factor"), (int, float)):
         raise mapper_error(f"Field [scaling_factor] is required for field [{name}]")
@@ -150,7 +152,7 @@ def check_vector(name: str, spec: dict) -> dict:
     """dense_vector as Elasticsearch validates it, with its defaults filled in."""
     element = spec.get("element_type", "float")
     if element in ("byte", "bit", "bfloat16"):
-        raise unsupported(f"dense_vector element_type [{element}] (field [{name}])")
+        raise unsupported("the dense_vector element_type", element, f"field [{name}]")
     if element != "float":
         raise mapper_error(f"invalid element_type [{element}]; available types are [float, byte, bit]")
     dims = spec.get("dims")
@@ -176,7 +178,7 @@ def check_vector(name: str, spec: dict) -> dict:
         raise mapper_error(f"[index_options] requires field [type] to be configured (field [{name}])")
     kind = options["type"]
     if kind in KNOWN_INDEX_OPTIONS:
-        raise unsupported(f"index_options type [{kind}] (field [{name}])")
+        raise unsupported("the index_options type", kind, f"field [{name}]")
     if kind not in INDEX_OPTIONS:
         raise mapper_error(f"Unknown vector index options type [{kind}] for field [{name}]")
     unknown = set(options) - INDEX_OPTIONS[kind] - {"type"}
@@ -298,6 +300,11 @@ class DocumentMapper:
         if isinstance(value, str):
             if self.mappings.get("date_detection", True) not in (False, "false") and DATE_DETECTION.match(value):
                 return {"type": "date"}
+            if self.mappings.get("numeric_detection", False) in (True, "true"):
+                if INTEGER_TEXT.match(value):
+                    return {"type": "long"}
+                if FLOAT_TEXT.match(value):
+                    return {"type": "float"}
             return copy.deepcopy(STRING_MAPPING)
         if isinstance(value, dict):
             return {"type": "object"}

@@ -146,9 +146,9 @@ class Matcher:
         ((kind, spec),) = query.items()
         handler = getattr(self, f"q_{kind}", None)
         if handler is None:
-            raise unsupported(f"the [{kind}] query")
+            raise unsupported("the query", kind)
         if kind in QUERY_OPTIONS and isinstance(spec, dict) and set(spec) - QUERY_OPTIONS[kind]:
-            raise unsupported(f"{kind} options {sorted(set(spec) - QUERY_OPTIONS[kind])}")
+            raise unsupported("the query option", sorted(set(spec) - QUERY_OPTIONS[kind])[0], f"of [{kind}]")
         return handler(spec or {})
 
     def q_match_all(self, spec: dict) -> Result:
@@ -168,7 +168,7 @@ class Matcher:
             boost = value.get("boost", boost)
             allowed = FIELD_OPTIONS.get(name)
             if allowed is not None and set(value) - allowed:
-                raise unsupported(f"{name} options {sorted(set(value) - allowed)}")
+                raise unsupported("the query option", sorted(set(value) - allowed)[0], f"of [{name}]")
         return field, value, boost
 
     def postings(self, name: str) -> dict[Any, np.ndarray]:
@@ -221,9 +221,9 @@ class Matcher:
     def q_range(self, spec: dict) -> Result:
         field, bounds, boost = self._field_spec(spec, "range")
         path, kind = self.resolve(field)
-        known = {"gt", "gte", "lt", "lte", "boost", "format", "time_zone"}
+        known = {"gt", "gte", "lt", "lte", "boost"}
         if set(bounds) - known:
-            raise unsupported(f"range options {sorted(set(bounds) - known)}")
+            raise unsupported("the query option", sorted(set(bounds) - known)[0], "of [range]")
         limits = {op: comparable(bounds[op], kind) for op in ("gt", "gte", "lt", "lte") if op in bounds}
 
         def within(value: Any) -> bool:
@@ -247,7 +247,7 @@ class Matcher:
 
         unknown = set(spec) - {"must", "filter", "should", "must_not", "minimum_should_match", "boost"}
         if unknown:
-            raise unsupported(f"bool options {sorted(unknown)}")
+            raise unsupported("the query option", sorted(unknown)[0], "of [bool]")
         matches = self.live.copy()
         scores = np.zeros(len(self.live), np.float32)
         for clause in clauses("must"):
@@ -298,7 +298,7 @@ class Matcher:
         options = value if isinstance(value, dict) else {"query": value}
         unknown = set(options) - {"query", "operator", "boost"}
         if unknown:
-            raise unsupported(f"match options {sorted(unknown)}")
+            raise unsupported("the query option", sorted(unknown)[0], "of [match]")
         require_all = str(options.get("operator", "or")).lower() == "and"
         return self.text_match(field, str(options.get("query", "")), require_all, boost)
 
@@ -307,12 +307,12 @@ class Matcher:
         others') and `most_fields` (the sum)."""
         unknown = set(spec) - {"query", "fields", "type", "operator", "boost", "tie_breaker"}
         if unknown:
-            raise unsupported(f"multi_match options {sorted(unknown)}")
+            raise unsupported("the query option", sorted(unknown)[0], "of [multi_match]")
         kind = spec.get("type", "best_fields")
         if kind not in ("best_fields", "most_fields"):
-            raise unsupported(f"multi_match of type [{kind}]")
+            raise unsupported("the query option", f"type: {kind}", "of [multi_match]")
         if not spec.get("fields"):
-            raise unsupported("multi_match without [fields]")
+            raise unsupported("the query option", "fields: default", "of [multi_match]: name the fields")
         require_all = str(spec.get("operator", "or")).lower() == "and"
         per_field = []
         for entry in spec["fields"]:
@@ -345,10 +345,7 @@ class Matcher:
         script = spec.get("script", {})
         parsed = SIMILARITY_SCRIPT.match(script.get("source", "") if isinstance(script, dict) else "")
         if parsed is None:
-            raise unsupported(
-                "scripts other than `cosineSimilarity(params.<vector>, '<field>')` or `dotProduct(...)`, "
-                "plus an optional constant"
-            )
+            raise unsupported("the script", str(script.get("source", "") if isinstance(script, dict) else script))
         function, parameter, field, constant = parsed.groups()
         column = self.columns.get(field)
         if column is None:

@@ -30,8 +30,7 @@ EXPAND_VALUES = {"open", "closed", "hidden", "none", "all"}
 def check_params(params: dict[str, str], allowed: Iterable[str], endpoint: str) -> None:
     unknown = sorted(set(params) - set(allowed) - PRESENTATION)
     if unknown:
-        names = ", ".join(f"[{name}]" for name in unknown)
-        raise unsupported(f"the parameter{'s' if len(unknown) > 1 else ''} {names} on [{endpoint}]")
+        raise unsupported("the parameter", unknown[0], f"on [{endpoint}]")
 
 
 def flag(params: dict[str, str], name: str, default: bool) -> bool:

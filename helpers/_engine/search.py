@@ -6,11 +6,12 @@ from __future__ import annotations
 import fnmatch
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from helpers._engine.errors import EsError, bad_request, unsupported
+from helpers._engine.errors import EsError, bad_request, refused, shard_failure, unsupported
 from helpers._engine.knn import nearest
 from helpers._engine.query import NUMERIC_TYPES, Matcher, comparable, field_values
 from helpers._engine.store import IndexView, Store
@@ -43,7 +44,7 @@ def source_filter(body: dict, params: dict) -> tuple[bool, list[str], list[str]]
     elif isinstance(spec, dict):
         if set(spec) - {"includes", "include", "excludes", "exclude"}:
             raise unsupported(
-                f"the _source option [{sorted(set(spec) - {'includes', 'include', 'excludes', 'exclude'})[0]}]"
+                "the _source option", sorted(set(spec) - {"includes", "include", "excludes", "exclude"})[0]
             )
         for key, target in (
             ("includes", includes),
@@ -120,7 +121,7 @@ def requested_fields(body: dict, view: IndexView) -> dict[str, str]:
     entries = body.get("fields", [])
     for entry in entries:
         if isinstance(entry, dict) and set(entry) - {"field"}:
-            raise unsupported(f"the fields option [{sorted(set(entry) - {'field'})[0]}]")
+            raise unsupported("the fields option", sorted(set(entry) - {"field"})[0])
     patterns = [f["field"] if isinstance(f, dict) else f for f in entries]
     if not patterns:
         return {}
@@ -132,8 +133,23 @@ def check_body(body: dict) -> None:
         if key in KNOWN_BODY_KEYS:
             continue
         if key in ELASTICSEARCH_BODY_KEYS:
-            raise unsupported(f"the search option [{key}]")
+            raise unsupported("the search option", key)
         raise EsError(400, "parsing_exception", f"Unknown key for a START_OBJECT in [{key}].")
+
+
+MATCH_ALL = {"match_all": {}}
+PARSE_ERRORS = {"parsing_exception", "x_content_parse_exception"}
+
+
+def on_shard(view: IndexView, work: Callable[..., Any], *args: Any) -> Any:
+    """Run one index's share of a search; its errors come back as a cluster's shard failures
+    (parse errors and refusals stay as they are: they fail the request, not a shard)."""
+    try:
+        return work(*args)
+    except EsError as error:
+        if error.error_type in PARSE_ERRORS or refused(error):
+            raise
+        raise shard_failure(error, view.name) from None
 
 
 def whole_number(body: dict, params: dict, name: str, default: int) -> int:
@@ -173,14 +189,14 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
         found = [
             ((position, slot), score)
             for position, (view, matcher) in enumerate(zip(views, matchers))
-            for slot, score in nearest(view, matcher, clause, size, query_form=False).items()
+            for slot, score in on_shard(view, nearest, view, matcher, clause, size, False).items()
         ]
         k = clause.get("k", size) if isinstance(clause, dict) else size
         for key, score in sorted(found, key=lambda item: -item[1])[: int(k)]:  # the k best of all indices
             scores[key] = scores.get(key, 0.0) + score
     if "query" in body or not knn:
         for position, matcher in enumerate(matchers):
-            matches, query_scores = matcher.evaluate(body.get("query", {"match_all": {}}))
+            matches, query_scores = on_shard(views[position], matcher.evaluate, body.get("query", MATCH_ALL))
             for slot in np.flatnonzero(matches):
                 key = (position, int(slot))
                 scores[key] = scores.get(key, 0.0) + float(query_scores[slot])
@@ -260,7 +276,7 @@ def sort_spec(spec: Any) -> list[tuple[str, bool]]:
             ((name, order),) = item.items()
             if isinstance(order, dict):
                 if set(order) - {"order"}:
-                    raise unsupported(f"sort options {sorted(set(order) - {'order'})}")
+                    raise unsupported("the sort option", sorted(set(order) - {"order"})[0])
                 order = order.get("order", "desc" if name == "_score" else "asc")
         else:
             raise bad_request(f"malformed sort {item!r}")
