@@ -527,3 +527,88 @@ def test_explained_errors_keep_the_deepest_reason(es: Elasticsearch, index: str)
         knn(es, index, np.ones(DIMS - 1, np.float32), k=3)
     line = explain(caught.value, load_settings())
     assert "different number of dimensions" in line and f"[{DIMS - 1}]" in line, line
+
+
+# --- A learner's first hour (issue #18): what Elasticsearch's REST test files do not cover ------
+
+
+@pytest.fixture
+def fresh(es: Elasticsearch) -> Iterator[str]:
+    """A name for an index the test creates by writing to it; deleted afterwards."""
+    name = f"contract-fresh-{uuid.uuid4().hex[:8]}"
+    yield name
+    es.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_writing_creates_the_index_and_maps_new_fields_dynamically(es: Elasticsearch, fresh: str) -> None:
+    document = {"title": "A red cup", "taken": "2026-11-01T12:00:00Z", "width": 640, "ratio": 0.75}
+    document |= {"ok": True, "camera": {"make": "Pentax"}, "tags": ["cup", "red"]}
+    es.index(index=fresh, id="1", document=document, refresh=True)
+    properties = es.indices.get_mapping(index=fresh)[fresh]["mappings"]["properties"]
+    assert properties["title"] == {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    assert (properties["taken"]["type"], properties["width"]["type"], properties["ratio"]["type"]) == (
+        "date",
+        "long",
+        "float",
+    )
+    assert properties["ok"]["type"] == "boolean" and properties["tags"]["type"] == "text"
+    assert properties["camera"]["properties"]["make"]["type"] == "text"
+    assert es.count(index=fresh, query={"term": {"title.keyword": "A red cup"}})["count"] == 1
+    assert es.count(index=fresh, query={"range": {"taken": {"gte": "2026-11-01"}}})["count"] == 1
+
+
+def test_strict_mappings_refuse_new_fields_and_put_mapping_adds_them(es: Elasticsearch, fresh: str) -> None:
+    es.indices.create(index=fresh, mappings={"dynamic": "strict", "properties": {"name": {"type": "keyword"}}})
+    with pytest.raises(BadRequestError) as caught:
+        es.index(index=fresh, id="1", document={"name": "a", "size": 3})
+    assert caught.value.error == "strict_dynamic_mapping_exception"
+    es.indices.put_mapping(index=fresh, properties={"size": {"type": "integer"}})
+    es.index(index=fresh, id="1", document={"name": "a", "size": 3}, refresh=True)
+    assert es.indices.get_mapping(index=fresh)[fresh]["mappings"]["properties"]["size"] == {"type": "integer"}
+    with pytest.raises(BadRequestError):  # a field's type cannot change
+        es.indices.put_mapping(index=fresh, properties={"size": {"type": "keyword"}})
+
+
+def test_text_is_analysed_by_the_standard_analyzer(es: Elasticsearch, fresh: str) -> None:
+    es.indices.create(index=fresh, mappings={"properties": {"caption": {"type": "text"}}})
+    captions = ["A cup of COFFEE, on a table", "The U.S.A. flag", "don't_stop 3.14 believing", "咖啡杯"]
+    operations = [part for i, text in enumerate(captions) for part in ({"index": {"_id": str(i)}}, {"caption": text})]
+    es.bulk(index=fresh, operations=operations, refresh=True)
+
+    def matching(words: str) -> set[str]:
+        hits = es.search(index=fresh, query={"match": {"caption": words}}, size=10)["hits"]["hits"]
+        return {h["_id"] for h in hits}
+
+    assert matching("coffee") == {"0"}  # lower-cased, punctuation dropped
+    assert matching("u.s.a") == {"1"}  # dots between letters stay inside the word
+    assert matching("don't_stop") == {"2"} and matching("3.14") == {"2"}
+    assert matching("咖") == {"3"}  # each ideograph is a word
+    assert matching("stop") == set()  # "don't_stop" is one word, as Unicode word boundaries say
+
+
+def test_search_and_count_across_a_list_and_a_pattern_of_indices(es: Elasticsearch, fresh: str) -> None:
+    other = f"{fresh}-b"
+    try:
+        es.index(index=fresh, id="1", document={"kind": "cup"}, refresh=True)
+        es.index(index=other, id="2", document={"kind": "cup"}, refresh=True)
+        es.index(index=other, id="3", document={"kind": "cat"}, refresh=True)
+        listed = es.search(index=[fresh, other], query={"term": {"kind.keyword": "cup"}})["hits"]["hits"]
+        assert {(h["_index"], h["_id"]) for h in listed} == {(fresh, "1"), (other, "2")}
+        assert es.count(index=f"{fresh}*")["count"] == 3
+        assert es.search(index=f"{fresh}*", size=0, rest_total_hits_as_int=True)["hits"]["total"] == 3
+    finally:
+        es.indices.delete(index=other, ignore_unavailable=True)
+
+
+def test_housekeeping_answers_for_one_several_all_or_no_indices(es: Elasticsearch, index: str) -> None:
+    for call in (es.indices.refresh, es.indices.flush, es.indices.forcemerge):
+        assert call(index=index)["_shards"]["failed"] == 0
+        assert call()["_shards"]["failed"] == 0  # every index
+        with pytest.raises(NotFoundError):
+            call(index=f"{index}-missing")
+    assert es.cluster.health()["status"] in ("green", "yellow")
+
+
+def test_an_id_over_512_bytes_fails_its_item(es: Elasticsearch, index: str) -> None:
+    items = es.bulk(index=index, operations=[{"index": {"_id": "x" * 513}}, {"width": 1}])["items"]
+    assert items[0]["index"]["status"] == 400 and "too long" in items[0]["index"]["error"]["reason"]

@@ -52,12 +52,7 @@ TYPE_PARAMETERS = {
     "dense_vector": {"dims", "index", "similarity", "element_type", "index_options"},
     "scaled_float": {"scaling_factor", "store"},
 } | {kind: {"store"} for kind in NUMERIC_TYPES - {"scaled_float"}}
-DEFAULT_INDEX_OPTIONS = {
-    "type": "int8_hnsw",
-    "m": 16,
-    "ef_construction": 100,
-    "early_termination": False,
-}  # 8.14 to 9.0, under 384 dims
+DEFAULT_INDEX_OPTIONS = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}  # 8.14 to 9.0, under 384 dims
 BBQ_OVERSAMPLE = 3.0
 VECTOR_DIMS = (128, 4096)  # dynamic mapping: float arrays of this length become dense_vector
 MAX_DIMS = 4096
@@ -190,8 +185,6 @@ def check_vector(name: str, spec: dict) -> dict:
     options = dict(options)
     if kind.startswith("bbq") and "rescore_vector" not in options:
         options["rescore_vector"] = {"oversample": BBQ_OVERSAMPLE}  # reported as 9.1 reports it
-    if kind.endswith("hnsw"):
-        options.setdefault("early_termination", False)  # reported as 9.2 reports it
     return {**spec, "index": True, "similarity": similarity, "index_options": options}
 
 
