@@ -80,6 +80,8 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
         if action == "index" and meta.get("op_type") == "create":
             action = "create"
         index = meta.get("_index")
+        if index is not None and not isinstance(index, str):
+            raise bad_request(f"Malformed action/metadata line: [_index] must be a string, got [{index}]")
         item: dict[str, Any] = {"_index": index, "_id": meta.get("_id")}
         items.append({action: item})
         try:

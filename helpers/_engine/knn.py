@@ -95,6 +95,12 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
         if required not in clause:
             raise bad_request(f"[knn] requires [{required}]")
     name = clause["field"]
+    if not isinstance(name, str):
+        raise bad_request(f"[knn] [field] must be a field name, got [{name}]")
+    for option in ("similarity", "boost"):
+        value = clause.get(option)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise bad_request(f"[knn] [{option}] must be a number, got [{value}]")
     try:
         count, _ = limits(clause, size, query_form)
     except EsError as error:
@@ -143,5 +149,5 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     picked = np.argpartition(cost, take - 1)[:take]
     scores = score_of(column.similarity, raw[picked]).astype(np.float32)
     slots = picked if candidates is None else candidates[picked]
-    boost = float(clause.get("boost", 1.0))
+    boost = 1.0 if clause.get("boost") is None else float(clause["boost"])
     return {int(s): float(v) * boost for s, v in zip(slots, scores)}

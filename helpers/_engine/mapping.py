@@ -105,6 +105,8 @@ def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False) ->
     kind = spec.get("type", "object" if not multi_field else None)
     if kind is None:
         raise mapper_error(f"No type specified for field [{name}]")
+    if not isinstance(kind, str):
+        raise mapper_error(f"type must be a string on field [{name}], got [{kind}]")
     if kind not in SUPPORTED_TYPES:
         if kind in KNOWN_TYPES:
             raise unsupported("the field type", kind, f"field [{path}]")

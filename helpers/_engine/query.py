@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers._engine.errors import bad_request, unsupported
+from helpers._engine.errors import EsError, bad_request, unsupported
 from helpers._engine.knn import nearest
 from helpers._engine.store import IndexView
 from helpers._engine.text import analyze, bm25
@@ -37,6 +37,31 @@ QUERY_OPTIONS = {
 }
 FIELD_OPTIONS = {"term": {"value", "boost"}, "prefix": {"value", "boost"}, "terms": set()}
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "H": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
+
+
+def malformed(reason: str) -> EsError:
+    return EsError(400, "parsing_exception", reason)
+
+
+def number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise malformed(f"[{name}] must be a number, got [{value}]")
+    try:
+        return float(value)
+    except ValueError:
+        raise malformed(f"[{name}] must be a number, got [{value}]") from None
+
+
+def should_minimum(value: Any, clauses: int) -> int:
+    """`minimum_should_match` as a count of `should` clauses: 2, "2", "-1", "75%" or "-25%"."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    percent = text.endswith("%")
+    digits = text.rstrip("%")
+    if not digits.lstrip("-").isdigit():
+        raise malformed(f"[minimum_should_match] must be a number or a percentage, got [{value}]")
+    amount = int(digits)
+    count = int(clauses * abs(amount) / 100) if percent else abs(amount)
+    return max(0, clauses - count) if amount < 0 else count
 
 
 def field_values(source: dict | None, path: str) -> list[Any]:
@@ -147,6 +172,10 @@ class Matcher:
         handler = getattr(self, f"q_{kind}", None)
         if handler is None:
             raise unsupported("the query", kind)
+        if not isinstance(spec, dict) and not (spec is None and kind == "match_all"):
+            raise malformed(f"[{kind}] query malformed, no start_object after query name")
+        if isinstance(spec, dict) and "boost" in spec:
+            number(spec["boost"], "boost")
         if kind in QUERY_OPTIONS and isinstance(spec, dict) and set(spec) - QUERY_OPTIONS[kind]:
             raise unsupported("the query option", sorted(set(spec) - QUERY_OPTIONS[kind])[0], f"of [{kind}]")
         return handler(spec or {})
@@ -155,7 +184,10 @@ class Matcher:
         return self.live.copy(), np.where(self.live, np.float32(spec.get("boost", 1.0)), np.float32(0))
 
     def q_ids(self, spec: dict) -> Result:
-        wanted = set(spec.get("values", []))
+        values = spec.get("values", [])
+        if not isinstance(values, list) or any(isinstance(v, (dict, list)) or v is None for v in values):
+            raise malformed("[ids] query takes [values], an array of document ids")
+        wanted = {str(v) for v in values}
         return self.constant(lambda source, doc_id: doc_id in wanted, spec.get("boost", 1.0))
 
     def _field_spec(self, spec: dict, name: str) -> tuple[str, Any, float]:
@@ -163,9 +195,13 @@ class Matcher:
         if len(fields) != 1:
             raise bad_request(f"[{name}] query must name exactly one field")
         ((field, value),) = fields.items()
-        boost = spec.get("boost", 1.0)
+        boost = number(spec.get("boost", 1.0), "boost")
+        if name == "range" and not isinstance(value, dict):
+            raise malformed(f"[range] query malformed, after field [{field}] no start_object")
+        if isinstance(value, (dict, list)) and name in ("term", "prefix", "match") and not isinstance(value, dict):
+            raise malformed(f"[{name}] query does not support array of values for field [{field}]")
         if isinstance(value, dict):
-            boost = value.get("boost", boost)
+            boost = number(value.get("boost", boost), "boost")
             allowed = FIELD_OPTIONS.get(name)
             if allowed is not None and set(value) - allowed:
                 raise unsupported("the query option", sorted(set(value) - allowed)[0], f"of [{name}]")
@@ -215,7 +251,9 @@ class Matcher:
         return self.constant(lambda source, _: any(str(v).startswith(start) for v in field_values(source, path)), boost)
 
     def q_exists(self, spec: dict) -> Result:
-        path, _ = self.resolve(spec.get("field", ""))
+        if not isinstance(spec.get("field"), str):
+            raise malformed("[exists] must be provided with a [field]")
+        path, _ = self.resolve(spec["field"])
         return self.constant(lambda source, _: bool(field_values(source, path)), spec.get("boost", 1.0))
 
     def q_range(self, spec: dict) -> Result:
@@ -237,6 +275,8 @@ class Matcher:
         return self.constant(lambda source, _: any(within(v) for v in self.values(source, path, kind)), boost)
 
     def q_constant_score(self, spec: dict) -> Result:
+        if "filter" not in spec:
+            raise malformed("[constant_score] requires a 'filter' element")
         matches, _ = self.evaluate(spec["filter"])
         return matches, np.where(matches, np.float32(spec.get("boost", 1.0)), np.float32(0))
 
@@ -262,7 +302,7 @@ class Matcher:
         if should:
             hits = np.sum([m for m, _ in should], axis=0)
             default = 0 if (clauses("must") or clauses("filter")) else 1
-            minimum = int(spec.get("minimum_should_match", default))
+            minimum = should_minimum(spec.get("minimum_should_match", default), len(should))
             matches &= hits >= minimum
             scores += np.sum([s for _, s in should], axis=0)
         scores *= np.float32(spec.get("boost", 1.0))
@@ -315,6 +355,8 @@ class Matcher:
             raise unsupported("the query option", "fields: default", "of [multi_match]: name the fields")
         require_all = str(spec.get("operator", "or")).lower() == "and"
         per_field = []
+        if not isinstance(spec["fields"], list) or not all(isinstance(f, str) for f in spec["fields"]):
+            raise malformed("[multi_match] [fields] must be an array of field names")
         for entry in spec["fields"]:
             name, _, weight = entry.partition("^")
             matches, scores = self.text_match(name, str(spec.get("query", "")), require_all, float(weight or 1))
@@ -322,7 +364,7 @@ class Matcher:
         matches = np.any([m for m, _ in per_field], axis=0)
         all_scores = np.array([s for _, s in per_field])
         best = all_scores.max(axis=0)
-        tie = 1.0 if kind == "most_fields" else float(spec.get("tie_breaker", 0.0))
+        tie = 1.0 if kind == "most_fields" else number(spec.get("tie_breaker", 0.0), "tie_breaker")
         scores = best + tie * (all_scores.sum(axis=0) - best)
         return matches, np.where(matches, scores * np.float32(spec.get("boost", 1.0)), 0).astype(np.float32)
 
@@ -350,7 +392,13 @@ class Matcher:
         column = self.columns.get(field)
         if column is None:
             raise bad_request(f"field [{field}] is not a dense_vector field")
-        query = np.asarray(script.get("params", {}).get(parameter), np.float32)
+        params = script.get("params", {})
+        if not isinstance(params, dict):
+            raise malformed("[script] [params] must be an object")
+        try:
+            query = np.asarray(params.get(parameter), np.float32)
+        except (TypeError, ValueError):
+            raise bad_request(f"[params.{parameter}] must be an array of numbers") from None
         if query.ndim != 1 or len(query) != column.dims:
             raise bad_request(f"the query vector has [{query.size}] dimensions, the field [{column.dims}]")
         used = len(self.ids)

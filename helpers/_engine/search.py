@@ -40,6 +40,8 @@ def source_filter(body: dict, params: dict) -> tuple[bool, list[str], list[str]]
     if isinstance(spec, str):
         includes += spec.split(",")
     elif isinstance(spec, list):
+        if not all(isinstance(p, str) for p in spec):
+            raise bad_request(f"[_source] patterns must be strings, got {spec}")
         includes += spec
     elif isinstance(spec, dict):
         if set(spec) - {"includes", "include", "excludes", "exclude"}:
@@ -53,7 +55,10 @@ def source_filter(body: dict, params: dict) -> tuple[bool, list[str], list[str]]
             ("exclude", excludes),
         ):
             value = spec.get(key, [])
-            target += [value] if isinstance(value, str) else value
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise bad_request(f"[_source] [{key}] must be a pattern or an array of patterns, got [{value}]")
+            target += value
     elif spec is not True:
         raise bad_request(f"[_source] must be a boolean, a string, an array or an object, got [{spec}]")
     return True, includes, excludes
@@ -119,6 +124,10 @@ def mapped_leaves(mappings: dict, prefix: str = "", source_prefix: str = "") -> 
 def requested_fields(body: dict, view: IndexView) -> dict[str, str]:
     """The `fields` a search asks for, as {field name: path in the source}."""
     entries = body.get("fields", [])
+    if not isinstance(entries, list) or not all(
+        isinstance(e, str) or (isinstance(e, dict) and isinstance(e.get("field"), str)) for e in entries
+    ):
+        raise EsError(400, "parsing_exception", "[fields] must be an array of field names or {field: name} objects")
     for entry in entries:
         if isinstance(entry, dict) and set(entry) - {"field"}:
             raise unsupported("the fields option", sorted(set(entry) - {"field"})[0])
@@ -175,6 +184,10 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
     offset = whole_number(body, params, "from", 0)
     knn = body.get("knn", [])
     knn = knn if isinstance(knn, list) else [knn]
+    if not all(isinstance(clause, dict) for clause in knn):
+        raise EsError(400, "parsing_exception", "[knn] must be an object or an array of objects")
+    if "min_score" in body and (isinstance(body["min_score"], bool) or not isinstance(body["min_score"], (int, float))):
+        raise EsError(400, "parsing_exception", f"[min_score] must be a number, got [{body['min_score']}]")
     if knn and "search_type" in params:
         raise bad_request(
             "cannot set [search_type] when using [knn] search, since the search type is determined automatically"
@@ -321,7 +334,10 @@ def sorted_by(
         if not isinstance(search_after, list) or len(search_after) != len(sort):
             raise bad_request("[search_after] must have one value per sort field")
         after = [comparable(v, kind) if kind in NUMERIC_TYPES | {"date"} else v for kind, v in zip(kinds, search_after)]
-        entries = [e for e in entries if compare(keys[(e[0], e[1])], after) > 0]
+        try:
+            entries = [e for e in entries if compare(keys[(e[0], e[1])], after) > 0]
+        except TypeError:
+            raise bad_request("[search_after] values must have the types of their sort fields") from None
 
     def order(a: Entry, b: Entry) -> int:
         return compare(keys[(a[0], a[1])], keys[(b[0], b[1])]) or (a[0] - b[0]) or (a[1] - b[1])
