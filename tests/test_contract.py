@@ -612,3 +612,19 @@ def test_housekeeping_answers_for_one_several_all_or_no_indices(es: Elasticsearc
 def test_an_id_over_512_bytes_fails_its_item(es: Elasticsearch, index: str) -> None:
     items = es.bulk(index=index, operations=[{"index": {"_id": "x" * 513}}, {"width": 1}])["items"]
     assert items[0]["index"]["status"] == 400 and "too long" in items[0]["index"]["error"]["reason"]
+
+
+def test_auto_create_index_follows_the_cluster_setting(es: Elasticsearch, fresh: str, leg: str) -> None:
+    peer_differs(leg, "acknowledges action.auto_create_index but still creates indices on write")
+    es.cluster.put_settings(persistent={"action.auto_create_index": "false"})
+    try:
+        with pytest.raises(NotFoundError) as caught:
+            es.index(index=fresh, document={"a": 1})
+        assert caught.value.error == "index_not_found_exception"
+        es.cluster.put_settings(persistent={"action.auto_create_index": f"+{fresh}*,-*"})
+        es.index(index=fresh, document={"a": 1}, refresh=True)  # the pattern lets this one through
+        with pytest.raises(NotFoundError):
+            es.index(index=f"other-{fresh}", document={"a": 1})
+    finally:
+        es.cluster.put_settings(persistent={"action.auto_create_index": None})
+    assert es.count(index=fresh)["count"] == 1

@@ -26,6 +26,7 @@ ENDPOINTS = [
     "GET /{index}/_settings",
     "GET|POST /{index}/_refresh, _flush, _forcemerge",
     "GET /_cluster/health[/{index}]",
+    "GET|PUT /_cluster/settings (action.auto_create_index)",
     "POST|PUT [/{index}]/_bulk",
     "PUT|POST /{index}/_doc/{id}, /{index}/_create/{id}",
     "POST /{index}/_doc",
@@ -103,6 +104,11 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
     if api == ["_settings"] and method == "GET":
         check_params(params, INDEX_READ, endpoint)
         return indices.get_settings(store, target, params)
+    if parts == ["_cluster", "settings"] and method in ("GET", "PUT"):
+        check_params(params, {"master_timeout", "timeout"}, endpoint)
+        if method == "GET":
+            return indices.get_cluster_settings(store)
+        return indices.put_cluster_settings(store, json_object(payload, "PUT _cluster/settings"))
     if parts[:2] == ["_cluster", "health"] and len(parts) <= 3 and method == "GET":
         check_params(params, HEALTH, endpoint)
         return indices.cluster_health(store, parts[2] if len(parts) == 3 else "", params)

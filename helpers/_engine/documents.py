@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from helpers._engine.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
-from helpers._engine.indices import SHARDS, check_index_name
+from helpers._engine.indices import SHARDS, auto_create_allowed, check_index_name
 from helpers._engine.mapping import DocumentMapper
 from helpers._engine.search import filter_source, source_filter
 from helpers._engine.store import Store
@@ -68,6 +68,7 @@ def ensure_index(store: Store, index: str) -> None:
     """Create a missing index with an empty mapping, as a cluster does on first write."""
     if not store.exists(index):
         check_index_name(index)
+        auto_create_allowed(store, index)
         store.create_index(index, {})
 
 

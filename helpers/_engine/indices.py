@@ -3,6 +3,7 @@ housekeeping (`_refresh`, `_flush`, `_forcemerge`) and `_cluster/health`."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
@@ -138,6 +139,77 @@ def housekeeping(store: Store, expression: str, params: dict, api: str) -> tuple
     names = resolve(store.names(), expression, params)
     shards = len(names)
     return 200, {"_shards": {"total": shards, "successful": shards, "failed": 0}}
+
+
+CLUSTER_SETTINGS = {"action.auto_create_index"}
+
+
+def flat_cluster_settings(section: Any) -> dict[str, Any]:
+    if not isinstance(section, dict):
+        raise bad_request(f"cluster settings must be an object, got [{section}]")
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(section, "")
+    return flat
+
+
+def put_cluster_settings(store: Store, body: dict) -> tuple[int, dict]:
+    """`PUT _cluster/settings`: `action.auto_create_index` only (persistent and transient are
+    one here: the engine is one process's store); any other setting is refused by name."""
+    unknown = set(body) - {"persistent", "transient"}
+    if unknown:
+        raise bad_request(f"request body of PUT _cluster/settings does not support [{sorted(unknown)[0]}]")
+    answer: dict[str, dict] = {"persistent": {}, "transient": {}}
+    changes: dict[str, str | None] = {}
+    for section in ("persistent", "transient"):
+        for name, value in flat_cluster_settings(body.get(section, {})).items():
+            if name not in CLUSTER_SETTINGS:
+                raise unsupported("the cluster setting", name)
+            if value is not None and not isinstance(value, (str, bool)):
+                raise bad_request(f"[{name}] takes true, false or a list of index patterns, got [{value}]")
+            changes[name] = None if value is None else str(value).lower() if isinstance(value, bool) else value
+            if value is not None:
+                answer[section][name] = changes[name]
+    store.put_cluster_settings(changes)
+    return 200, {"acknowledged": True, **answer}
+
+
+def get_cluster_settings(store: Store) -> tuple[int, dict]:
+    return 200, {"persistent": store.cluster_settings(), "transient": {}}
+
+
+def auto_create_allowed(store: Store, index: str) -> None:
+    """`action.auto_create_index`: true (the default), false, or patterns like `+logs-*,-tmp*`
+    (the first that matches decides; none matching refuses)."""
+    rule = store.cluster_settings().get("action.auto_create_index", "true")
+    if rule == "true":
+        return
+    if rule == "false":
+        raise EsError(
+            404,
+            "index_not_found_exception",
+            f"no such index [{index}] and [action.auto_create_index] is [false]",
+            index=index,
+        )
+    for pattern in (p.strip() for p in rule.split(",") if p.strip()):
+        allowed = not pattern.startswith("-")
+        if fnmatch.fnmatchcase(index, pattern.lstrip("+-")):
+            if allowed:
+                return
+            break
+    raise EsError(
+        404,
+        "index_not_found_exception",
+        f"no such index [{index}] and [action.auto_create_index] ([{rule}]) doesn't match",
+        index=index,
+    )
 
 
 def cluster_health(store: Store, expression: str, params: dict) -> tuple[int, dict]:

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS docs (
     idx TEXT NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL, version INTEGER NOT NULL,
     UNIQUE (idx, id));
 CREATE TABLE IF NOT EXISTS index_settings (name TEXT PRIMARY KEY, settings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cluster_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vectors (
     idx TEXT NOT NULL, field TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (idx, id, field)) WITHOUT ROWID;
@@ -208,6 +209,19 @@ class Store:
                 index=index,
             ) from None
         return index_uuid
+
+    def cluster_settings(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, value FROM cluster_settings"))
+
+    def put_cluster_settings(self, changes: dict[str, str | None]) -> None:
+        """Set (or, with None, reset) cluster settings, in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for name, value in changes.items():
+                if value is None:
+                    self.db.execute("DELETE FROM cluster_settings WHERE name = ?", (name,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO cluster_settings VALUES (?, ?)", (name, value))
 
     def settings(self, index: str) -> dict:
         """The settings an index was created with (folders from before settings were kept: none)."""

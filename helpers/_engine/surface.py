@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ
 from helpers._engine.documents import BULK_METADATA
-from helpers._engine.indices import ALLOWED_SETTINGS
+from helpers._engine.indices import ALLOWED_SETTINGS, CLUSTER_SETTINGS
 from helpers._engine.knn import SECTION_OPTIONS
 from helpers._engine.mapping import (
     INDEX_OPTIONS,
@@ -149,6 +149,7 @@ AREAS = [
     Area("the analyzer", names(ANALYZERS), [*names(KNOWN_ANALYZERS), "custom analyzers (settings.analysis)"]),
     Area("the index setting", names(ALLOWED_SETTINGS), ["analysis", "mode", "similarity", "sort.*", "query.*"]),
     Area("the index creation option", ["mappings", "settings"], ["aliases"]),
+    Area("the cluster setting", names(CLUSTER_SETTINGS), ["any other"]),
     Area("the bulk action", ["index", "create", "delete"], ["update"]),
     Area(
         "the bulk metadata",
