@@ -49,6 +49,9 @@ def flat_settings(settings: Any) -> dict[str, str]:
                 flat[f"{prefix}{key}".removeprefix("index.")] = value
 
     walk(settings, "")
+    # Always on since 8.0: only `true` is accepted, as on a cluster.
+    if str(flat.pop("soft_deletes.enabled", "true")).lower() != "true":
+        raise bad_request("Creating indices with soft-deletes disabled is no longer supported.")
     refused = sorted(set(flat) - ALLOWED_SETTINGS)
     if refused:
         raise unsupported("the index setting", f"index.{refused[0]}")

@@ -26,6 +26,7 @@ SUBSET_SHARE = 10
 # approximates, so it is honoured by construction (its value is still validated).
 SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost", "rescore_vector"}
 QUERY_OPTIONS = SECTION_OPTIONS
+SECTION_OPTIONS = SECTION_OPTIONS | {"_name"}  # the query form's `_name` is read by the query parser
 
 
 class Filters(Protocol):

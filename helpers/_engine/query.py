@@ -34,8 +34,13 @@ QUERY_OPTIONS = {
     "exists": {"field", "boost"},
     "constant_score": {"filter", "boost"},
     "script_score": {"query", "script", "boost"},
+    "dis_max": {"queries", "tie_breaker", "boost"},
+    "function_score": {"query", "functions", "weight", "score_mode", "boost_mode", "max_boost", "min_score", "boost"},
 }
-FIELD_OPTIONS = {"term": {"value", "boost"}, "prefix": {"value", "boost"}, "terms": set()}
+FIELD_KEYED = {"term", "prefix", "range", "match"}
+SCORE_MODES = {"multiply", "sum", "max", "min", "first"}
+BOOST_MODES = {"multiply", "replace", "sum", "avg", "max", "min"}
+FIELD_OPTIONS = {"term": {"value", "term", "boost"}, "prefix": {"value", "boost"}, "terms": set()}
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "H": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
 
 
@@ -50,6 +55,53 @@ def number(value: Any, name: str) -> float:
         return float(value)
     except ValueError:
         raise malformed(f"[{name}] must be a number, got [{value}]") from None
+
+
+def named(kind: str, spec: Any) -> tuple[Any, str | None]:
+    """A query's spec without its `_name` (at the top, or inside the field's object for
+    field-keyed queries), and that name."""
+    if not isinstance(spec, dict):
+        return spec, None
+    if "_name" in spec:
+        return {k: v for k, v in spec.items() if k != "_name"}, str(spec["_name"])
+    fields = [k for k in spec if k != "boost"]
+    if kind in FIELD_KEYED and len(fields) == 1 and isinstance(spec[fields[0]], dict) and "_name" in spec[fields[0]]:
+        inner = spec[fields[0]]
+        return {**spec, fields[0]: {k: v for k, v in inner.items() if k != "_name"}}, str(inner["_name"])
+    return spec, None
+
+
+def combine_functions(mode: Any, weights: list[float], masks: list[np.ndarray], size: int) -> np.ndarray:
+    if mode not in SCORE_MODES:
+        if mode == "avg":
+            raise unsupported("the query option", "score_mode: avg", "of [function_score]")
+        raise malformed(f"[function_score] illegal score_mode [{mode}]")
+    any_match = np.any(masks, axis=0) if masks else np.zeros(size, bool)
+    if mode == "first":
+        factor = np.ones(size)
+        for weight, mask in reversed(list(zip(weights, masks))):
+            factor = np.where(mask, weight, factor)
+        return factor
+    stacked = np.array([np.where(mask, weight, np.nan) for weight, mask in zip(weights, masks)]) if masks else None
+    if stacked is None:
+        return np.ones(size)
+    with np.errstate(all="ignore"):
+        reduce = {"multiply": np.nanprod, "sum": np.nansum, "max": np.nanmax, "min": np.nanmin}[mode]
+        factor = reduce(stacked, axis=0)
+    return np.where(any_match, factor, 1.0)  # no function matched: the factor is 1
+
+
+def apply_boost_mode(mode: Any, query: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    if mode not in BOOST_MODES:
+        raise malformed(f"[function_score] illegal boost_mode [{mode}]")
+    return {
+        "multiply": lambda: query * factor,
+        "replace": lambda: factor.copy(),
+        "sum": lambda: query + factor,
+        "avg": lambda: (query + factor) / 2,
+        "max": lambda: np.maximum(query, factor),
+        "min": lambda: np.minimum(query, factor),
+    }[mode]()
 
 
 def should_minimum(value: Any, clauses: int) -> int:
@@ -121,6 +173,7 @@ class Matcher:
 
     def __init__(self, view: IndexView, sources: list[dict | None], size: int = 10) -> None:
         self.view, self.size = view, size  # size: the request's, the knn query's default k
+        self.named: list[tuple[str, np.ndarray]] = []  # `_name`d queries and the documents each matched
         self.ids, self.live, self.columns, self.sources = view.ids, view.live, view.columns, sources
         self.properties = view.mappings.get("properties", {})
 
@@ -174,11 +227,52 @@ class Matcher:
             raise unsupported("the query", kind)
         if not isinstance(spec, dict) and not (spec is None and kind == "match_all"):
             raise malformed(f"[{kind}] query malformed, no start_object after query name")
+        spec, name = named(kind, spec)
         if isinstance(spec, dict) and "boost" in spec:
             number(spec["boost"], "boost")
         if kind in QUERY_OPTIONS and isinstance(spec, dict) and set(spec) - QUERY_OPTIONS[kind]:
             raise unsupported("the query option", sorted(set(spec) - QUERY_OPTIONS[kind])[0], f"of [{kind}]")
-        return handler(spec or {})
+        result = handler(spec or {})
+        if name is not None:
+            self.named.append((name, result[0]))
+        return result
+
+    def q_dis_max(self, spec: dict) -> Result:
+        """The best clause's score, plus `tie_breaker` times the others'."""
+        queries = spec.get("queries")
+        if not isinstance(queries, list) or not queries:
+            raise malformed("[dis_max] requires [queries], a non-empty array of queries")
+        tie = number(spec.get("tie_breaker", 0.0), "tie_breaker")
+        results = [self.evaluate(q) for q in queries]
+        matches = np.any([m for m, _ in results], axis=0)
+        scores = np.array([s for _, s in results], np.float32)
+        best = scores.max(axis=0)
+        total = (best + tie * (scores.sum(axis=0) - best)) * np.float32(number(spec.get("boost", 1.0), "boost"))
+        return matches, np.where(matches, total, 0).astype(np.float32)
+
+    def q_function_score(self, spec: dict) -> Result:
+        """`function_score` with `weight` functions, each behind an optional `filter`: the
+        functions that match a document combine by `score_mode` (1 if none matches), then
+        with the query's score by `boost_mode`."""
+        matches, query_scores = self.evaluate(spec.get("query") or {"match_all": {}})
+        functions = spec.get("functions", [{"weight": spec["weight"]}] if "weight" in spec else [])
+        if not isinstance(functions, list) or not all(isinstance(f, dict) for f in functions):
+            raise malformed("[function_score] [functions] must be an array of objects")
+        weights, masks = [], []
+        for function in functions:
+            unknown = set(function) - {"filter", "weight"}
+            if unknown:
+                raise unsupported("the query option", sorted(unknown)[0], "of a [function_score] function")
+            weights.append(number(function.get("weight", 1.0), "weight"))
+            masks.append(self.evaluate(function["filter"])[0] if "filter" in function else self.live.copy())
+        factor = combine_functions(spec.get("score_mode", "multiply"), weights, masks, len(self.live))
+        if "max_boost" in spec:
+            factor = np.minimum(factor, number(spec["max_boost"], "max_boost"))
+        scores = apply_boost_mode(spec.get("boost_mode", "multiply"), query_scores.astype(np.float64), factor)
+        scores *= number(spec.get("boost", 1.0), "boost")
+        if "min_score" in spec:
+            matches = matches & (scores >= number(spec["min_score"], "min_score"))
+        return matches, np.where(matches, scores, 0).astype(np.float32)
 
     def q_match_all(self, spec: dict) -> Result:
         return self.live.copy(), np.where(self.live, np.float32(spec.get("boost", 1.0)), np.float32(0))
@@ -233,7 +327,7 @@ class Matcher:
     def q_term(self, spec: dict) -> Result:
         field, value, boost = self._field_spec(spec, "term")
         if isinstance(value, dict):
-            value = value.get("value")
+            value = value.get("value", value.get("term"))  # `term` is the older name of `value`
         _, kind = self.resolve(field)
         return self.holding(field, [comparable(value, kind)], boost)
 

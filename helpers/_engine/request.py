@@ -21,6 +21,7 @@ SOURCE = {"_source", "_source_includes", "_source_excludes"}
 # Reads are always real-time and there is one copy of each shard, so these cannot change an answer.
 READ = SOURCE | {"realtime", "refresh", "preference"}
 SEARCH = INDEX_OPTIONS | SOURCE | {"size", "from", "track_total_hits", "rest_total_hits_as_int", "timeout"}
+SEARCH |= {"docvalue_fields", "stored_fields"}
 # One shard: search type, caches, batching and partial results cannot change what is found.
 SEARCH |= {"search_type", "typed_keys", "request_cache", "preference", "allow_partial_search_results"}
 SEARCH |= {"ccs_minimize_roundtrips", "batched_reduce_size", "max_concurrent_shard_requests", "pre_filter_shard_size"}

@@ -7,6 +7,7 @@ import fnmatch
 import functools
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,10 @@ from helpers._engine.query import NUMERIC_TYPES, Matcher, comparable, field_valu
 from helpers._engine.store import IndexView, Store
 
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}
-KNOWN_BODY_KEYS |= {"sort", "search_after"}
+KNOWN_BODY_KEYS |= {"sort", "search_after", "docvalue_fields", "stored_fields"}
 # Search body keys Elasticsearch knows that the engine refuses by name; others are unknown keys.
 ELASTICSEARCH_BODY_KEYS = {"aggs", "aggregations", "post_filter", "highlight", "rescore", "suggest", "collapse"}
-ELASTICSEARCH_BODY_KEYS |= {"explain", "version", "seq_no_primary_term", "stored_fields", "docvalue_fields"}
+ELASTICSEARCH_BODY_KEYS |= {"explain", "version", "seq_no_primary_term"}
 ELASTICSEARCH_BODY_KEYS |= {"script_fields", "indices_boost", "profile", "pit", "runtime_mappings", "stats"}
 ELASTICSEARCH_BODY_KEYS |= {"terminate_after", "retriever", "rank", "ext", "slice", "track_scores", "sub_searches"}
 INTEGER_TYPES = {"long", "integer", "short", "byte", "date"}
@@ -121,6 +122,23 @@ def mapped_leaves(mappings: dict, prefix: str = "", source_prefix: str = "") -> 
     return leaves
 
 
+def stored_leaves(mappings: dict, prefix: str = "") -> dict[str, str]:
+    """Mapped fields with `store: true`, by name: what `stored_fields` can return."""
+    found = {}
+    for name, spec in mappings.get("properties", {}).items():
+        if spec.get("type", "object") == "object":
+            found |= stored_leaves(spec, f"{prefix}{name}.")
+        elif spec.get("store") is True:
+            found[f"{prefix}{name}"] = f"{prefix}{name}"
+    return found
+
+
+def typed_leaves(view: IndexView, pattern: str) -> dict[str, tuple[str, str | None, dict]]:
+    """Mapped leaf fields (multi-fields included) matching a pattern: {name: (source path, type, mapping)}."""
+    matcher = Matcher(view, [])
+    return {name: matcher.field(name) for name in mapped_leaves(view.mappings) if fnmatch.fnmatchcase(name, pattern)}
+
+
 def requested_fields(body: dict, view: IndexView) -> dict[str, str]:
     """The `fields` a search asks for, as {field name: path in the source}."""
     entries = body.get("fields", [])
@@ -198,6 +216,7 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
     matchers = [Matcher(view, store.sources(view) if needs_sources else [], size) for view in views]
 
     scores: dict[tuple[int, int], float] = {}
+    knn_names: list[tuple[str, set[tuple[int, int]]]] = []
     for clause in knn:
         found = [
             ((position, slot), score)
@@ -205,8 +224,11 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
             for slot, score in on_shard(view, nearest, view, matcher, clause, size, False).items()
         ]
         k = clause.get("k", size) if isinstance(clause, dict) else size
-        for key, score in sorted(found, key=lambda item: -item[1])[: int(k)]:  # the k best of all indices
+        kept = sorted(found, key=lambda item: -item[1])[: int(k)]  # the k best of all indices
+        for key, score in kept:
             scores[key] = scores.get(key, 0.0) + score
+        if "_name" in clause:
+            knn_names.append((str(clause["_name"]), {key for key, _ in kept}))
     if "query" in body or not knn:
         for position, matcher in enumerate(matchers):
             matches, query_scores = on_shard(views[position], matcher.evaluate, body.get("query", MATCH_ALL))
@@ -224,6 +246,10 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
     page = ranked[offset : offset + size]
     hits = render_hits(store, views, page, body, params)
     for hit, (position, slot, _) in zip(hits, page):
+        matched = [name for name, keys in knn_names if (position, slot) in keys]
+        matched += [name for name, mask in matchers[position].named if mask[slot]]
+        if matched:
+            hit["matched_queries"] = list(dict.fromkeys(matched))
         if sort:
             hit["sort"] = sort_values[(position, slot)]
             if all(name != "_score" for name, _ in sort):
@@ -345,17 +371,83 @@ def sorted_by(
     return sorted(entries, key=functools.cmp_to_key(order)), keys
 
 
+def listed(body: dict, params: dict, key: str) -> list | None:
+    """A list option given in the body or, comma-separated, in the query string."""
+    if key in body:
+        value = body[key]
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list):
+            raise EsError(400, "parsing_exception", f"[{key}] must be an array")
+        return value
+    return params[key].split(",") if key in params else None
+
+
+def doc_values(source: dict | None, path: str, kind: str | None, spec: dict) -> list[Any]:
+    """A field's values as its doc values hold them: sorted, keywords unique, floats at float
+    precision, dates formatted as strict_date_optional_time (UTC, milliseconds)."""
+    values = [comparable(v, kind) for v in field_values(source, path)]
+    if kind == "keyword":
+        limit = spec.get("ignore_above")
+        return sorted({str(v) for v in values if limit is None or len(str(v)) <= limit})
+    if kind in INTEGER_TYPES - {"date"}:
+        return sorted(int(v) for v in values)
+    if kind in ("float", "half_float"):
+        return sorted(float(np.float32(v)) for v in values)
+    if kind == "date":
+        return [format_millis(v) for v in sorted(values)]
+    if kind == "boolean":
+        return sorted(bool(v) for v in values)
+    return sorted(values)
+
+
+def format_millis(millis: float) -> str:
+    moment = datetime.fromtimestamp(millis / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def docvalue_fields(body: dict, params: dict, matcher_of: Callable[[str], tuple]) -> dict[str, Callable]:
+    """{field: reader} for `docvalue_fields`; text has no doc values, as on a cluster."""
+    entries = listed(body, params, "docvalue_fields")
+    readers: dict[str, Callable] = {}
+    for entry in entries or []:
+        if isinstance(entry, dict):
+            extra = set(entry) - {"field"}
+            if extra:
+                raise unsupported("the fields option", sorted(extra)[0], "of docvalue_fields")
+            entry = entry.get("field")
+        if not isinstance(entry, str):
+            raise EsError(400, "parsing_exception", "[docvalue_fields] must name fields")
+        for name, (path, kind, spec) in matcher_of(entry).items():
+            if kind == "text":
+                raise bad_request(
+                    f"Can't load fielddata on [{name}] because fielddata is unsupported on fields of type [text]. "
+                    "Use a keyword field instead."
+                )
+            if kind not in (None, "object", "dense_vector"):
+                readers[name] = lambda source, path=path, kind=kind, spec=spec: doc_values(source, path, kind, spec)
+    return readers
+
+
 def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: dict, params: dict) -> list[dict]:
     fetch_source, includes, excludes = source_filter(body, params)
+    stored_fields = listed(body, params, "stored_fields")
+    if stored_fields is not None:  # only stored fields come back, and `_source` only when listed
+        fetch_source = fetch_source and "_source" in stored_fields and "_none_" not in stored_fields
     stored: dict[tuple[int, str], dict] = {}
     fields_of: dict[int, dict[str, str]] = {}
+    docvalues_of: dict[int, dict[str, Callable]] = {}
     for position in sorted({position for position, _, _ in page}):
         view = views[position]
         fields_of[position] = requested_fields(body, view)
+        for name in stored_fields or []:
+            fields_of[position] |= {
+                n: p for n, p in stored_leaves(view.mappings).items() if fnmatch.fnmatchcase(n, str(name))
+            }
+        docvalues_of[position] = docvalue_fields(body, params, lambda pattern, view=view: typed_leaves(view, pattern))
         vector_names = set(view.columns)
         wanted_vectors = fetch_source and any(path_kept(n, includes, excludes) for n in vector_names)
         ids = [view.ids[slot] for p, slot, _ in page if p == position]
-        if fetch_source or fields_of[position]:
+        if fetch_source or fields_of[position] or docvalues_of[position]:
             with_vectors = wanted_vectors or bool(vector_names & set(fields_of[position]))
             for doc_id, (source, _) in store.fetch(view.name, ids, with_vectors).items():
                 stored[(position, doc_id)] = source
@@ -365,9 +457,12 @@ def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: d
         doc_id = view.ids[slot]
         source = stored.get((position, doc_id), {})
         hit: dict[str, Any] = {"_index": view.name, "_id": doc_id, "_score": score}
+        if stored_fields is not None and "_none_" in stored_fields:
+            del hit["_id"]  # `_none_`: not even the id, as on a cluster
         if fetch_source:
             hit["_source"] = filter_source(source, includes, excludes)
         values = {n: field_values(source, path) for n, path in fields_of[position].items()}
+        values |= {n: read(source) for n, read in docvalues_of[position].items()}
         if any(values.values()):
             hit["fields"] = {n: v for n, v in values.items() if v}
         hits.append(hit)
