@@ -628,3 +628,29 @@ def test_auto_create_index_follows_the_cluster_setting(es: Elasticsearch, fresh:
     finally:
         es.cluster.put_settings(persistent={"action.auto_create_index": None})
     assert es.count(index=fresh)["count"] == 1
+
+
+def test_field_options_are_honoured(es: Elasticsearch, fresh: str) -> None:
+    """ignore_above, text terms, match on numbers, minimum_should_match as a share,
+    numeric_detection, and a dense_vector that is stored but not indexed."""
+    properties = {"code": {"type": "keyword", "ignore_above": 5}, "caption": {"type": "text"}}
+    properties |= {"size": {"type": "integer"}, "raw": {"type": "dense_vector", "dims": 3, "index": False}}
+    es.indices.create(index=fresh, mappings={"numeric_detection": True, "properties": properties})
+    es.index(index=fresh, id="1", document={"code": "abc", "caption": "A red cup", "size": 3, "raw": [0.1, 2, 3]})
+    es.index(index=fresh, id="2", document={"code": "abcdefgh", "caption": "A blue cup", "size": 4, "count": "42"})
+    es.indices.refresh(index=fresh)
+
+    def count(query: dict) -> int:
+        return es.count(index=fresh, query=query)["count"]
+
+    assert count({"term": {"code": "abcdefgh"}}) == 0 and count({"term": {"code": "abc"}}) == 1  # over ignore_above
+    assert count({"term": {"caption": "cup"}}) == 2 and count({"term": {"caption": "Cup"}}) == 0  # analysed terms
+    assert count({"match": {"size": "3"}}) == 1
+    words = [{"term": {"caption": word}} for word in ("red", "cup", "green")]
+    assert count({"bool": {"should": words, "minimum_should_match": "60%"}}) == 2  # 1.8 of 3 rounds down to 1
+    assert count({"bool": {"should": words, "minimum_should_match": 2}}) == 1
+    assert es.indices.get_mapping(index=fresh)[fresh]["mappings"]["properties"]["count"]["type"] == "long"
+    assert es.get(index=fresh, id="1")["_source"]["raw"] == [0.1, 2, 3]  # as sent
+    with pytest.raises(BadRequestError) as caught:
+        es.search(index=fresh, knn={"field": "raw", "query_vector": [1, 2, 3], "k": 1, "num_candidates": 2})
+    assert "[index] set to [true]" in explain(caught.value, load_settings())

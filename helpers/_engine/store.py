@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from helpers._engine.errors import EsError, index_not_found
 
@@ -43,6 +44,12 @@ def vector_fields(mappings: dict, prefix: str = "") -> dict[str, dict]:
         elif spec.get("type", "object") == "object":
             found |= vector_fields(spec, f"{prefix}{name}.")
     return found
+
+
+def as_written(vector: np.ndarray) -> list[float]:
+    """A stored float32 vector as JSON numbers in their shortest float32 form (0.1, not
+    0.10000000149011612): what was sent comes back, as a cluster's `_source` gives it."""
+    return orjson.loads(orjson.dumps(vector, option=orjson.OPT_SERIALIZE_NUMPY))  # orjson writes float32 shortest
 
 
 def put_at(source: dict, path: str, value: object) -> None:
@@ -301,7 +308,7 @@ class Store:
                     f"SELECT id, field, data FROM vectors WHERE idx = ? AND id IN ({marks})", [index, *chunk]
                 )
                 for doc_id, name, blob in rows:
-                    put_at(found[doc_id][0], name, np.frombuffer(blob, np.float32).tolist())
+                    put_at(found[doc_id][0], name, as_written(np.frombuffer(blob, np.float32)))
         return found
 
     def write(self, index: str, ops: list[tuple[str, dict | None, dict[str, np.ndarray] | None]]) -> dict[str, int]:
