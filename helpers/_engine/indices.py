@@ -136,6 +136,8 @@ def housekeeping(store: Store, expression: str, params: dict, api: str) -> tuple
         if max_segments is not None and (not max_segments.lstrip("-").isdigit() or int(max_segments) < -1):
             raise bad_request(f"[max_num_segments] must be a number, got [{max_segments}]")
         flag(params, "only_expunge_deletes", False)
+        if not flag(params, "wait_for_completion", True):
+            raise unsupported("the parameter", "wait_for_completion", "false: the engine runs no background tasks")
     if api == "_flush":
         flag(params, "force", False)
         flag(params, "wait_if_ongoing", True)
