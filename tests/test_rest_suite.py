@@ -127,3 +127,10 @@ def test_on_a_cluster_every_test_passes(request: pytest.FixtureRequest) -> None:
     report(request, "the cluster at ELASTICSEARCH_URL", results)
     failed = [f"{r.id} ({r.outcome}): {r.reason}" for r in results if r.outcome not in ("pass", "skipped")]
     assert failed == []
+
+
+def test_nothing_is_both_supported_and_refused() -> None:
+    from helpers._engine.surface import AREAS
+
+    for area in AREAS:
+        assert not set(area.supported) & set(area.refused), area.name

@@ -99,8 +99,6 @@ AREAS = [
         QUERIES,
         [
             "nested",
-            "function_score",
-            "dis_max",
             "query_string",
             "simple_query_string",
             "match_phrase",
@@ -119,14 +117,13 @@ AREAS = [
         [f"{kind}: {', '.join(names(options))}" for kind, options in sorted(QUERY_SETTINGS.items()) if options]
         + ["boost everywhere"],
         [
-            "_name (named queries)",
             "case_insensitive",
             "format and time_zone on range",
             "minimum_should_match on match",
             "multi_match types other than best_fields, most_fields",
         ],
     ),
-    Area("the knn option", names(SECTION_OPTIONS), ["_name", "query_vector_builder", "inner_hits", "visit_percentage"]),
+    Area("the knn option", names(SECTION_OPTIONS), ["query_vector_builder", "inner_hits", "visit_percentage"]),
     Area(
         "the script",
         ["`cosineSimilarity(params.v, 'field')` or `dotProduct(...)`, plus an optional constant"],
