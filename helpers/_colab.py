@@ -11,9 +11,9 @@ beside Colab's own by `make colab-check`. If that ever changes a package the ker
 imported, the bootstrap restarts the runtime; a second run finds everything in place and does
 nothing.
 
-Standard library only: this module runs before anything is installed.
+Standard library only: this file runs on its own, before anything is installed.
 
-    python -m helpers._colab write-bootstrap   # put BOOTSTRAP_CELL first in every notebook
+    python helpers/_colab.py write-bootstrap   # put BOOTSTRAP_CELL first in every notebook
 """
 
 from __future__ import annotations
@@ -39,12 +39,15 @@ COLAB_REQUIREMENTS = "requirements-colab.txt"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The notebooks' first code cell, the same in every notebook (`write-bootstrap` puts it there and
-# tests/test_notebooks.py checks it). Short on purpose: the work is in this module, in the clone.
+# tests/test_notebooks.py checks it). Short on purpose: the work is in this file, in the clone,
+# which the cell runs on its own (runpy), not through the `helpers` package: importing the
+# package needs elasticsearch and the rest, which are what this file installs.
 BOOTSTRAP_CELL = f'''\
 # Colab bootstrap: on Google Colab, clone the project and install only what Colab lacks.
 # Locally it does nothing (`make setup` installed everything). Safe to run again.
 import contextlib
 import os
+import runpy
 import subprocess
 import sys
 
@@ -62,9 +65,8 @@ if "google.colab" in sys.modules:
         subprocess.run(["git", "clone", "--quiet", "--depth", "1", url, COLAB_PROJECT_DIR], check=True)
     if COLAB_PROJECT_DIR not in sys.path:
         sys.path.insert(0, COLAB_PROJECT_DIR)
-    from helpers._colab import bootstrap
-
-    bootstrap()'''
+    # The installer alone, standard library only: `import helpers` needs what it installs.
+    runpy.run_path(f"{{COLAB_PROJECT_DIR}}/helpers/_colab.py")["bootstrap"]()'''
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def write_bootstrap(notebooks: list[Path]) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     if argv != ["write-bootstrap"]:
-        print("usage: python -m helpers._colab write-bootstrap", file=sys.stderr)
+        print("usage: python helpers/_colab.py write-bootstrap", file=sys.stderr)
         return 2
     for path in write_bootstrap(sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))):
         print(f"bootstrap cell written: {path.relative_to(PROJECT_ROOT)}")

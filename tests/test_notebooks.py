@@ -4,6 +4,7 @@
 import itertools
 import os
 import re
+import runpy
 import subprocess
 import sys
 import types
@@ -12,7 +13,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import helpers._colab
 from helpers._colab import BOOTSTRAP_CELL, COLAB_PROJECT_DIR, REPOSITORY_URL, badge_url
 from helpers._settings import PROJECT_ROOT, SECRET_NAMES
 
@@ -56,9 +56,9 @@ def test_every_code_cell_is_introduced_and_short(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_first_code_cell_is_the_one_bootstrap(path: Path) -> None:
-    """`python -m helpers._colab write-bootstrap` writes it; nobody edits it by hand."""
+    """`python helpers/_colab.py write-bootstrap` writes it; nobody edits it by hand."""
     bootstrap = next(c for c in cells(path) if c.cell_type == "code").source
-    assert bootstrap == BOOTSTRAP_CELL, f"{path.name}: run `python -m helpers._colab write-bootstrap`"
+    assert bootstrap == BOOTSTRAP_CELL, f"{path.name}: run `python helpers/_colab.py write-bootstrap`"
     assert f'REPOSITORY_URL = "{REPOSITORY_URL}"' in bootstrap
     assert f'COLAB_PROJECT_DIR = "{COLAB_PROJECT_DIR}"' in bootstrap
 
@@ -89,7 +89,11 @@ def test_bootstrap_clones_and_installs_on_colab_only(tmp_path: Path, monkeypatch
     target = tmp_path / "project"
     source = BOOTSTRAP_CELL.replace(COLAB_PROJECT_DIR, str(target))
     installs = []
-    monkeypatch.setattr(helpers._colab, "bootstrap", lambda: installs.append(sys.path[0]))
+
+    def run_path(path: str) -> dict:  # the installer, found in the clone, stands by
+        return {"bootstrap": lambda: installs.append(str(Path(path).parent.parent))}
+
+    monkeypatch.setattr(runpy, "run_path", run_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setenv("REPOSITORY_URL", str(PROJECT_ROOT))
