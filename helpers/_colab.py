@@ -157,7 +157,7 @@ def restart_runtime(stale: list[str]) -> None:
     """Colab restarts a runtime whose kernel process dies: the clone, the data under it and the
     secrets store stay; only Python's memory goes. Elsewhere nothing would restart it."""
     print(
-        f"Restarting the runtime: {', '.join(stale)} changed after the kernel imported them. "
+        f"Restarting the runtime: the kernel had imported {', '.join(stale)}, which the install replaced. "
         "When Colab has reconnected, run the notebook again from the top (Runtime > Run all).",
         flush=True,
     )
@@ -191,8 +191,8 @@ def bootstrap(root: Path = PROJECT_ROOT, restart: bool = True) -> list[Change]:
         if restart:
             restart_runtime(stale)
         raise SystemExit(
-            f"{', '.join(stale)} changed after the kernel imported them: click Runtime > Restart session, "
-            "then Runtime > Run all."
+            f"The kernel had imported {', '.join(stale)}, which the install replaced: "
+            "click Runtime > Restart session, then Runtime > Run all."
         )
     return changes
 

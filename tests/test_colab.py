@@ -154,7 +154,8 @@ def test_replacing_an_imported_package_restarts_or_says_what_to_click(
         colab.bootstrap(project)
     assert restarts == [["supervision"]]
     with pytest.raises(
-        SystemExit, match=r"^supervision changed .*click Runtime > Restart session, then Runtime > Run all"
+        SystemExit,
+        match=r"^The kernel had imported supervision, .*: click Runtime > Restart session, then Runtime > Run all\.$",
     ):
         colab.bootstrap(project, restart=False)
 

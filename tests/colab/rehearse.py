@@ -32,6 +32,9 @@ CLONE = CONTENT / "clip-elasticsearch-image-search"
 KERNEL = "colab"
 RESTARTED = "Restarting the runtime"
 IN_PLACE = "are in place"
+# The restart leg's older elasticsearch, and what it needs that an earlier bootstrap had brought.
+RESTART_LEG_VERSION = "8.19.2"
+PINS_BEFORE_RESTART = ["elastic-transport==8.19.0"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -128,13 +131,40 @@ def run_suite() -> int:
     return subprocess.run(command, cwd=CLONE, check=False).returncode
 
 
+def restart_leg(snapshot: Path) -> dict:
+    """The restart, for real: an earlier bootstrap of this runtime installed an older
+    elasticsearch and the kernel has imported it; the project now pins a newer one. The
+    bootstrap must replace it, restart the runtime (the kernel dies, Colab starts a new one),
+    and the second Run all must install nothing and pass."""
+    pins = (snapshot / "requirements-colab.txt").read_text()
+    wanted = next(line for line in pins.splitlines() if line.startswith("elasticsearch=="))
+    older = RESTART_LEG_VERSION
+    assert wanted != f"elasticsearch=={older}", "pick another version for the restart leg"
+    say(f"restart leg: elasticsearch {older} installed and imported before the bootstrap ({wanted} pinned)")
+    pip = ["/usr/bin/python3", "-m", "pip", "install", "--quiet", "--no-deps", "--break-system-packages"]
+    subprocess.run([*pip, "--root-user-action=ignore", *PINS_BEFORE_RESTART, f"elasticsearch=={older}"], check=True)
+    os.environ["COLAB_REHEARSAL_PREIMPORT"] = "elasticsearch"
+    source = sorted((snapshot / "notebooks").glob("*.ipynb"))[0]
+    copy = CONTENT / source.name
+    shutil.copy(source, copy)
+    report = as_a_learner(copy)
+    if not report["restarted"]:
+        raise SystemExit("[colab-check] FAILED: the bootstrap replaced an imported package without a restart")
+    say("restart leg passed: replaced, restarted, second run installed nothing and ran to the end")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("snapshot", type=Path)
     parser.add_argument("--no-suite", action="store_true", help="skip the test suite on 3.13")
+    parser.add_argument("--restart-leg", action="store_true", help="only the restart leg (notebook 01)")
     args = parser.parse_args()
 
     os.environ.update(notebook_env(args.snapshot))  # the kernels inherit it
+    if args.restart_leg:
+        restart_leg(args.snapshot)
+        return
     before = pip_freeze()
     notebooks = []
     reports = []
