@@ -181,3 +181,10 @@ def test_the_bootstrap_cell_is_valid_python_that_does_nothing_off_colab() -> Non
     exec(compile(BOOTSTRAP_CELL, "bootstrap", "exec"), namespace)
     assert namespace["REPOSITORY_URL"] == colab.REPOSITORY_URL
     assert re.search(r"^# Colab bootstrap", BOOTSTRAP_CELL)
+
+
+def test_the_readme_justifies_every_package_the_bootstrap_adds() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    colab_section = readme[readme.index("## Colab\n") : readme.index("### The Colab rehearsal")]
+    for name in colab.read_pins(PROJECT_ROOT / colab.COLAB_REQUIREMENTS):
+        assert f"`{name}`" in colab_section, f"README's Colab section does not say why the bootstrap adds {name}"

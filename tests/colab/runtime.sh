@@ -23,20 +23,36 @@ log() { printf '[colab-runtime] %s\n' "$*" >&2; }
 
 inputs_hash() { cat "${INPUTS[@]}" | sha256sum | cut -c1-16; }
 
+unmount_all() {
+	# Everything mounted under the runtime, deepest first. Called before any rm -rf in it and on
+	# exit, so that an interrupted run never leaves /dev bound inside a folder about to be deleted.
+	[[ -d $ROOT ]] || return 0
+	local root mp
+	root=$(realpath "$ROOT")
+	for mp in $(awk -v r="$root" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts | sort -r); do
+		umount "$mp" 2>/dev/null || umount -l "$mp"
+	done
+	if awk -v r="$root" '$2 == r || index($2, r "/") == 1 {found = 1} END {exit !found}' /proc/self/mounts; then
+		log "still mounted under $root: not touching it"
+		exit 1
+	fi
+}
+trap unmount_all EXIT
+
 in_root() {
 	# Mount what pip, the kernel and multiprocessing need, run, and always unmount.
 	local root
 	root=$(realpath "$ROOT")
-	mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
-	mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
-	mountpoint -q "$root/dev/shm" || mount -t tmpfs shm "$root/dev/shm"
+	mount -t proc proc "$root/proc"
+	mount --bind /dev "$root/dev"
+	mount -t tmpfs shm "$root/dev/shm"
 	local rc=0
 	chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_DEFAULT_TIMEOUT=180 \
-		PIP_CERT=/etc/ssl/certs/ca-certificates.crt PYTHONDONTWRITEBYTECODE= \
+		PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
 		"${RUNTIME_ENV[@]}" "$@" || rc=$?
-	umount "$root/dev/shm" "$root/dev" "$root/proc" 2>/dev/null || true
+	unmount_all
 	return $rc
 }
 RUNTIME_ENV=()
@@ -47,6 +63,7 @@ build_chroot() {
 	fi
 	command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
 	log "debootstrap: Debian trixie (Python 3.13) into $ROOT"
+	unmount_all
 	rm -rf "$ROOT"
 	mkdir -p "$BASE"
 	debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates,git \
@@ -86,6 +103,7 @@ build_packages() {
 		return
 	fi
 	rm -f "$BASE/.packages"
+	unmount_all
 	cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 	# This machine's certificate bundle: whatever PyPI's certificates chain to here.
 	cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
@@ -122,6 +140,7 @@ build_packages() {
 reset() {
 	# pip replaces files (unlink + new file) and never writes into one in place, so the hard
 	# links in the pristine copy keep Colab's versions whatever the bootstrap did.
+	unmount_all
 	rm -rf "${ROOT:?}/$SITE" "${ROOT:?}/usr/local/bin" "${ROOT:?}/content"
 	cp -al "$ROOT/$PRISTINE/dist-packages" "$ROOT/$SITE"
 	cp -al "$ROOT/$PRISTINE/bin" "$ROOT/usr/local/bin"
