@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint notebooks bootstrap-cell colab-check
+.PHONY: setup demo test bench lint notebooks bootstrap-cell colab-check browser-check
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ bootstrap-cell:
 # the restart, and the test suite on 3.13. See the README's "Colab" section.
 colab-check:
 	tests/colab/check.sh
+
+# JupyterLab in Debian's Chromium, as a learner sees it: every notebook run in the browser, and
+# the search widget answering a typed query, an upload and "more like this" (tests/browser_check.py).
+browser-check: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(PY) -m tests.browser_check
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
