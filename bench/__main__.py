@@ -13,7 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
 
-from bench import indexing, scale, search_overhead
+from bench import indexing, scale, search_overhead, widget_latency
 from bench.vit_b32 import MODEL_ID
 from helpers._engine import embedded_client
 from helpers._settings import PROJECT_ROOT
@@ -64,6 +64,12 @@ def reported() -> list[tuple[str, str]]:
         r = scale.engine_at(count)
         shown = f"{r['load_s']:.1f} s / {r['matrix_mb']:,.0f} MB / {r['query_ms']:.1f} ms"
         rows.append((f"embedded engine, {count:,} x 512: load / memory / kNN", shown))
+    rows.append(
+        (
+            "search widget, query to grid on the demo index, p50 (ms, aim <= 300)",
+            f"{widget_latency.query_to_grid_ms():.0f}",
+        )
+    )
     notebooks = len(list((PROJECT_ROOT / "notebooks").glob("*.ipynb")))
     rows.append(
         (f"notebook suite (nbval, {notebooks} notebooks) wall time (s)", f"{scale.notebook_suite_seconds():.0f}")
