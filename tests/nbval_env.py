@@ -43,6 +43,37 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         enter()
 
 
+def shown_text(outputs: list) -> list[str]:
+    """What a reader sees as text: streams and the text of results (pictures and widgets aside)."""
+    texts = []
+    for output in outputs:
+        kind, data = output.get("output_type"), output.get("data", {})
+        if kind == "stream":
+            texts.append(f"{output['name']}: {output['text']}")
+        elif kind == "error":
+            texts.append(f"error: {output['ename']}")
+        elif "text/plain" in data and WIDGET_VIEW not in data and "image/png" not in data:
+            texts.append(data["text/plain"])
+    return texts
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Every cell, checked or not, shows the text its committed outputs hold (after the same
+    masks): what a learner sees live is what the notebook shows. The Colab bootstrap is left
+    out: on Colab it says what it cloned and installed, elsewhere nothing."""
+    result = yield
+    live = getattr(item, "test_outputs", None)
+    colab_only = item.cell.source.startswith("# Colab bootstrap") if hasattr(item, "cell") else False
+    if item.path.suffix == ".ipynb" and live is not None and not colab_only:
+        from nbval.plugin import coalesce_streams
+
+        seen = [item.sanitize(text) for text in shown_text(live)]
+        committed = [item.sanitize(text) for text in shown_text(coalesce_streams(item.cell.outputs))]
+        assert seen == committed, f"the cell shows {seen!r} live, but its committed outputs hold {committed!r}"
+    return result
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _saved_env:
         os.environ.clear()
