@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import _pipeline
+from helpers import _weights as weights
 from helpers._cache import EmbeddingCache
 from helpers._fetch import fetched
 from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN_NOTICE, install_demo_model
@@ -53,15 +54,19 @@ def model_cache_dir() -> Path:
 def prepare_inference(model_id: str) -> None:
     """Call before `from inference.models import Clip`: Inference reads its environment once,
     at import. The model cache goes under data/; the demo model, which needs no network, is
-    installed there with offline mode on (no version check either). The import itself (6 to
-    8 s) happens here, with its optional-extras warnings filtered out."""
+    installed there with offline mode on; for the others, Inference's own settings for a safe
+    download are switched on (`helpers._weights`). The import itself (6 to 8 s) happens here,
+    with its optional-extras warnings filtered out. In a process that is already offline (the
+    demo model came first), a model that is not cached is refused with one line."""
     cache_dir = model_cache_dir()
+    weights.configure()
     if is_stand_in(model_id_for(model_id)):
         os.environ.setdefault("OFFLINE_MODE", "True")
-        os.environ.setdefault("DISABLE_VERSION_CHECK", "True")
         install_demo_model(cache_dir)
     with quiet_inference():
         from inference.models import Clip  # noqa: F401  (a lazy attribute: this imports the model code)
+    if not is_stand_in(model_id_for(model_id)):
+        weights.check_online(model_id_for(model_id))
 
 
 def load_clip(model_id: str, api_key: str | None = None):
@@ -73,8 +78,11 @@ def load_clip(model_id: str, api_key: str | None = None):
     prepare_inference(model_id)
     from inference.models import Clip
 
-    with quiet_inference():
-        clip = Clip(model_id=model_id, api_key=api_key)
+    if is_stand_in(model_id):
+        with quiet_inference():
+            clip = Clip(model_id=model_id, api_key=api_key)
+    else:
+        clip = weights.load(model_id, api_key)  # announces a download, and keeps Inference quiet itself
     print(f"Roboflow Inference loaded CLIP model {model_id} in {time.perf_counter() - started:.1f} s")
     return clip
 
