@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from helpers._settings import ROBOFLOW_KEY_HELP, scrub_secrets
 WORKSPACE, PROJECT, VERSION, EXPORT_FORMAT = "team-roboflow", "coco-128", 2, "yolov8"
 SOURCE = f"{WORKSPACE}/{PROJECT} version {VERSION}"
 DEFAULT_TIMEOUT_S = 30  # the same knob as Inference's: ROBOFLOW_API_REQUEST_TIMEOUT
+BACKOFF_S = (1, 2)  # seconds before the second and the third try
 KEY_CHECK_FAILED = "There was an error validating the api key with Roboflow server."  # the SDK's words, after 5 tries
 
 
@@ -55,18 +57,16 @@ def deadlines(seconds: float) -> Iterator[None]:
 
 
 def api_error(text: str) -> tuple[int | None, str]:
-    """(status, message) from an API error body as the SDK passes it on; (None, first line) if
-    it is not Roboflow's JSON (a proxy's HTML page, say)."""
+    """(status, message) from an API error body as the SDK passes it on: status 0 when the JSON
+    names none; (None, first line) when it is not Roboflow's JSON (a proxy's HTML page, say)."""
     try:
         error = json.loads(text).get("error", {})
     except (ValueError, AttributeError):
         return None, text.strip().splitlines()[0][:200] if text.strip() else "no details"
     if isinstance(error, str):
-        return None, error
-    status = error.get("status")
-    if error.get("type") == "OAuthException":
-        status = status or 401
-    return (int(status) if status else None), str(error.get("message") or "no details")
+        return 0, error
+    status = error.get("status") or (401 if error.get("type") == "OAuthException" else 0)
+    return int(status), str(error.get("message") or "no details")
 
 
 def failure(text: str, doing: str) -> DatasetError:
@@ -110,7 +110,18 @@ def fetch_export(dest: Path, api_key: str) -> None:
 
 
 def download(dest: Path, api_key: str) -> Path:
-    """COCO 128 from Roboflow into `dest` (which must not hold a complete download yet)."""
+    """COCO 128 from Roboflow into `dest` (which must not hold a complete download yet). Out of
+    reach (server errors, dropped or refused connections, no answer) is tried 3 times, 1 and
+    2 s apart, as Inference tries its downloads."""
+    for wait in BACKOFF_S:
+        try:
+            return download_once(dest, api_key)
+        except DatasetUnavailable:
+            time.sleep(wait)
+    return download_once(dest, api_key)
+
+
+def download_once(dest: Path, api_key: str) -> Path:
     from roboflow.config import API_URL
 
     partial = dest.with_name(f"{dest.name}.partial")

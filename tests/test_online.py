@@ -1,0 +1,245 @@
+"""The online path, rehearsed: the unchanged roboflow SDK and Roboflow Inference, pointed by
+their own settings (`API_URL`, `API_BASE_URL`) at a double of Roboflow's API on 127.0.0.1
+(tests/roboflow_double.py), driven through the command line a user runs, each run in a
+fresh process as a user's is (Inference reads its settings once, at import).
+
+The main job runs once; every fault ends in one line that names the fix, exit status 2, no
+traceback, and neither of the two recognisable keys anywhere in the output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers._settings import PROJECT_ROOT
+from tests.roboflow_assets import PHOTOS, coco128_export, vit_b16_pair
+from tests.roboflow_double import RoboflowDouble
+
+KEY = "rf-rehearsal-Key-4c0ffee7e1"  # the account's key: served by the double, never printed
+WRONG_KEY = "rf-mistyped-Key-9d15c0"  # a key Roboflow does not know: never printed either
+VISUAL = "/storage/clip/ViT-B-16/visual.onnx"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def error_line(self) -> str:
+        """The one line a failure prints; anything else on stderr may only be progress bars."""
+        assert self.code == 2, self.text
+        assert "Traceback" not in self.text, self.text
+        lines = [line for line in self.err.splitlines() if line.strip() and "%|" not in line]
+        assert len(lines) == 1 and lines[0].startswith("error: "), self.err
+        return lines[0]
+
+
+@pytest.fixture(scope="module")
+def double() -> RoboflowDouble:
+    with RoboflowDouble(vit_b16_pair(), coco128_export(), KEY) as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache shared by the runs that are not about the download (filled by the main job)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A folder with one real photograph, for `index` runs that test the model's download."""
+    folder = tmp_path / "photo"
+    folder.mkdir()
+    shutil.copy(PHOTOS[0][0], folder / "coffee.png")
+    return folder
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def environment(base_url: str, tmp: Path, key: str, model_cache: Path | None = None, **extra: str) -> dict[str, str]:
+    """A user's environment, pointed at `base_url`, with every folder of its own under `tmp`
+    and nothing from the machine's own configuration (an empty variable hides .env)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("ROBOFLOW_", "CLIP_"))}
+    env |= {
+        "API_URL": base_url,  # the roboflow SDK's setting
+        "API_BASE_URL": base_url,  # Roboflow Inference's setting
+        "ROBOFLOW_CONFIG_DIR": str(tmp / "roboflow-config.json"),  # no saved login
+        "ROBOFLOW_API_KEY": key,
+        "MODEL_CACHE_DIR": str(model_cache or tmp / "model-cache"),
+        "DATASETS_PATH": str(tmp / "datasets"),
+        "EMBEDDED_ES_PATH": str(tmp / "engine"),
+        "EMBEDDING_CACHE_PATH": str(tmp / "embeddings.sqlite"),
+        "ELASTICSEARCH_URL": "",
+        "ELASTIC_CLOUD_ID": "",
+        "CLIP_MODEL": "",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    return env | extra
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    run = Run(done.returncode, done.stdout, done.stderr, time.perf_counter() - started)
+    assert KEY not in run.text and WRONG_KEY not in run.text, "a key was printed"
+    return run
+
+
+# The main job.
+
+
+def test_the_main_job_online(double: RoboflowDouble, tmp_path: Path, warm_cache: Path) -> None:
+    double.reset()
+    env = environment(double.url, tmp_path, KEY, warm_cache)
+    run = cli(env, "demo", "--out", str(tmp_path / "demo.png"))
+    assert run.code == 0, run.text
+    assert "Data: COCO 128 from Roboflow (team-roboflow/coco-128 version 2, YOLOv8 export)" in run.out
+    assert re.search(r"Downloading CLIP model clip/ViT-B-16 from Roboflow \(599 MB, once", run.out), run.out
+    assert "CLIP weights: 100%" in run.err  # the download's progress
+    hits = run.out.split("Text query 'coffee':")[1].split("Image query")[0]
+    assert len(re.findall(r"^\s+\d\. \d\.\d{4}  \S+\.jpg", hits, re.MULTILINE)) == 5, hits
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+    assert double.served("/team-roboflow/coco-128/2/yolov8") >= 2  # polled through the 202 "in progress"
+    assert double.served("/storage/") == 2
+
+    double.reset()
+    again = cli(env, "search", "--text", "coffee", "--k", "3")  # no CLIP_MODEL: the index's model
+    assert again.code == 0 and "loaded CLIP model clip/ViT-B-16" in again.out, again.text
+    assert double.requests == []  # everything came from the caches
+
+
+# No key, wrong key, unreachable: each stops in one line.
+
+
+def test_no_key_for_the_model(double: RoboflowDouble, tmp_path: Path, photo: Path) -> None:
+    line = cli(environment(double.url, tmp_path, ""), "index", str(photo)).error_line()
+    assert "needs a key: set ROBOFLOW_API_KEY (a free Roboflow account gives one" in line
+    assert "CLIP model and the COCO 128 download need it" in line
+
+
+def test_wrong_key_for_the_model(double: RoboflowDouble, tmp_path: Path, photo: Path) -> None:
+    line = cli(environment(double.url, tmp_path, WRONG_KEY), "index", str(photo)).error_line()
+    assert "Roboflow rejected ROBOFLOW_API_KEY for the CLIP model clip/ViT-B-16" in line
+
+
+def test_wrong_key_for_the_data_stops_without_a_stand_in(double: RoboflowDouble, tmp_path: Path) -> None:
+    run = cli(environment(double.url, tmp_path, WRONG_KEY), "demo", "--out", str(tmp_path / "demo.png"))
+    line = run.error_line()
+    assert "Roboflow rejected ROBOFLOW_API_KEY (This API key does not exist (or has been revoked).)" in line
+    assert "demo set" not in run.out and not (tmp_path / "datasets").exists()
+
+
+@pytest.mark.parametrize("command", ["demo", "index"])
+def test_unreachable_with_a_key_set(tmp_path: Path, photo: Path, command: str) -> None:
+    port = closed_port()
+    args = ["demo", "--out", str(tmp_path / "demo.png")] if command == "demo" else ["index", str(photo)]
+    line = cli(environment(f"http://127.0.0.1:{port}", tmp_path, KEY), *args).error_line()
+    assert f"cannot reach Roboflow's API at 127.0.0.1:{port}" in line and "check the network" in line
+
+
+# Server errors, broken files and stalls.
+
+
+def test_a_500_from_storage_is_retried(double: RoboflowDouble, tmp_path: Path, photo: Path) -> None:
+    with double.faulty(status_once={VISUAL: 500}):
+        run = cli(environment(double.url, tmp_path, KEY), "index", str(photo))
+        assert run.code == 0, run.text
+        assert double.served(VISUAL) == 2  # Inference retried it: TRANSIENT_ROBOFLOW_API_ERRORS
+
+
+def test_without_retries_a_500_is_one_line_and_the_next_run_recovers(
+    double: RoboflowDouble, tmp_path: Path, photo: Path
+) -> None:
+    env = environment(double.url, tmp_path, KEY, TRANSIENT_ROBOFLOW_API_ERRORS="")
+    with double.faulty(status_once={VISUAL: 500}):
+        line = cli(env, "index", str(photo)).error_line()
+        assert "Roboflow's API failed while downloading clip/ViT-B-16" in line and "500" in line
+        assert cli(env, "index", str(photo)).code == 0
+
+
+def test_a_truncated_download_never_enters_the_cache(double: RoboflowDouble, tmp_path: Path, photo: Path) -> None:
+    with double.faulty(truncate_once={VISUAL}):
+        run = cli(environment(double.url, tmp_path, KEY), "index", str(photo))
+        assert run.code == 0, run.text
+        assert "arrived or were cached broken (RoboflowAPIUnsuccessfulRequestError): downloading again" in run.out
+        assert double.served(VISUAL) == 2  # MD5_VERIFICATION_ENABLED refused the first copy
+
+
+def test_a_cached_file_that_does_not_load_is_downloaded_again(
+    double: RoboflowDouble, tmp_path: Path, photo: Path
+) -> None:
+    env = environment(double.url, tmp_path, KEY, MD5_VERIFICATION_ENABLED="False")
+    with double.faulty(truncate_once={VISUAL}):
+        run = cli(env, "index", str(photo))
+        assert run.code == 0, run.text
+        assert "arrived or were cached broken (InvalidProtobuf): downloading again" in run.out
+        assert double.served(VISUAL) == 2
+
+
+def test_a_stalled_download_gives_up_in_one_line(double: RoboflowDouble, tmp_path: Path, photo: Path) -> None:
+    env = environment(double.url, tmp_path, KEY, ROBOFLOW_API_REQUEST_TIMEOUT="2")
+    with double.faulty(stall={VISUAL}):
+        run = cli(env, "index", str(photo))
+        line = run.error_line()
+        assert "did not answer within 2 s (ROBOFLOW_API_REQUEST_TIMEOUT) while downloading clip/ViT-B-16" in line
+        assert double.served(VISUAL) == 3  # RETRY_CONNECTION_ERRORS_TO_ROBOFLOW_API: three tries
+
+
+def test_a_stalled_roboflow_api_gives_up_in_one_line(double: RoboflowDouble, tmp_path: Path) -> None:
+    env = environment(double.url, tmp_path, KEY, ROBOFLOW_API_REQUEST_TIMEOUT="2")
+    with double.faulty(stall={"/team-roboflow"}):
+        run = cli(env, "download-coco", "--out", str(tmp_path / "coco"))
+        assert "did not answer within 2 s (ROBOFLOW_API_REQUEST_TIMEOUT)" in run.error_line()
+        assert run.seconds < 30
+
+
+# The data set's own faults.
+
+
+def test_a_500_from_roboflows_api_is_retried(double: RoboflowDouble, tmp_path: Path) -> None:
+    with double.faulty(status_once={"/team-roboflow/coco-128": 500}):
+        run = cli(environment(double.url, tmp_path, KEY), "download-coco", "--out", str(tmp_path / "c"))
+        assert run.code == 0, run.text
+        assert (tmp_path / "c" / "data.yaml").is_file() and double.served("/team-roboflow/coco-128/2") >= 1
+
+
+def test_a_missing_export(double: RoboflowDouble, tmp_path: Path) -> None:
+    with double.faulty(missing_export=True):
+        line = cli(environment(double.url, tmp_path, KEY), "download-coco", "--out", str(tmp_path / "c")).error_line()
+    assert "Roboflow has no yolov8 export of team-roboflow/coco-128 version 2" in line
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.partial").exists()
+
+
+def test_a_bad_zip(double: RoboflowDouble, tmp_path: Path) -> None:
+    with double.faulty(bad_zip=True):
+        line = cli(environment(double.url, tmp_path, KEY), "download-coco", "--out", str(tmp_path / "c")).error_line()
+    assert "export of team-roboflow/coco-128 version 2 is not a zip file: run again" in line
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.partial").exists()
