@@ -136,6 +136,16 @@ def test_the_main_job_online(double: RoboflowDouble, tmp_path: Path, warm_cache:
     assert double.requests == []  # everything came from the caches
 
 
+def test_after_an_offline_demo_search_uses_the_demo_model_the_index_records(tmp_path: Path) -> None:
+    nowhere = f"http://127.0.0.1:{closed_port()}"  # Roboflow, and through the proxy GitHub's public zip
+    env = environment(nowhere, tmp_path, "", HTTPS_PROXY=nowhere, HTTP_PROXY=nowhere, NO_PROXY="")
+    demo = cli(env, "demo", "--out", str(tmp_path / "demo.png"))
+    assert demo.code == 0 and "Data: the synthetic demo set" in demo.out, demo.text
+    run = cli(env, "search", "--text", "a red circle", "--k", "3")
+    assert run.code == 0 and "loaded CLIP model clip/demo" in run.out, run.text
+    assert len(re.findall(r"^\s+\d\. \d\.\d{4}  \S+\.(jpg|png)", run.out, re.MULTILINE)) == 3, run.out
+
+
 # No key, wrong key, unreachable: each stops in one line.
 
 
