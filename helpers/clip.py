@@ -82,7 +82,7 @@ def load_clip(model_id: str, api_key: str | None = None):
         with quiet_inference():
             clip = Clip(model_id=model_id, api_key=api_key)
     else:
-        clip = weights.load(model_id, api_key)  # announces a download, and keeps Inference quiet itself
+        clip = weights.load(model_id, api_key, quiet=quiet_inference)  # announces a download
     print(f"Roboflow Inference loaded CLIP model {model_id} in {time.perf_counter() - started:.1f} s")
     return clip
 

@@ -253,3 +253,46 @@ def test_a_bad_zip(double: RoboflowDouble, tmp_path: Path) -> None:
         line = cli(environment(double.url, tmp_path, KEY), "download-coco", "--out", str(tmp_path / "c")).error_line()
     assert "export of team-roboflow/coco-128 version 2 is not a zip file: run again" in line
     assert not (tmp_path / "c").exists() and not (tmp_path / "c.partial").exists()
+
+
+# The notebooks, online, once.
+
+GUIDE = sorted((PROJECT_ROOT / "notebooks").glob("0[1-4]_*.ipynb"))
+HIT = re.compile(r"\d\.\d{3,4}\s+\S*_jpg\.rf\.\w+\.jpg")  # a hit on a photo of the double's export
+
+
+def outputs(notebook) -> tuple[str, list[str]]:
+    """All text a notebook's cells showed, and the names of any errors among them."""
+    texts, errors = [], []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                errors.append(f"{output.ename}: {output.evalue}")
+            texts.append(output.get("text", ""))
+            texts += [value for kind, value in output.get("data", {}).items() if kind.startswith("text/")]
+    return "\n".join(texts), errors
+
+
+def test_notebooks_01_to_04_online(double: RoboflowDouble, tmp_path: Path) -> None:
+    """Each notebook in a fresh kernel, in guide order, with a model cache, data folder and
+    engine of their own, as a learner with a Roboflow key runs them."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    assert GUIDE, "no notebooks 01 to 04"
+    double.reset()
+    env = environment(double.url, tmp_path, KEY)
+    shown = {}
+    for path in GUIDE:
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            notebook, timeout=600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+        )
+        client.execute(env=env)
+        text, errors = outputs(notebook)
+        assert errors == [], f"{path.name}: {errors}"
+        assert KEY not in text, f"{path.name} showed the key"
+        shown[path.name] = text
+    assert double.served("/exports/") == 1 and double.served("/storage/") == 2  # downloaded once, then cached
+    answered = [name for name, text in shown.items() if "coffee" in text and HIT.search(text)]
+    assert answered, "no notebook answered the text query 'coffee' with hits on COCO 128"
