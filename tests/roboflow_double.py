@@ -12,7 +12,8 @@ Read from their installed source:
   (still generating?), `GET /<ws>/<project>/<v>/<format>?...&nocache=true` (202 with progress while
   the export is made, then 200 with `export.link`), then the zip at that link.
 Every endpoint answers 401 with Roboflow's OAuth error body (which echoes the key) for a
-missing or wrong key. Faults are switched on per test through `faults`.
+missing or wrong key. Faults are switched on per test through `faults`. As an https proxy
+(`HTTPS_PROXY`), it records where else a client tried to go and lets nothing through.
 """
 
 from __future__ import annotations
@@ -192,6 +193,11 @@ class RoboflowDouble:
 
             def do_GET(self) -> None:
                 self.handle_any("GET")
+
+            def do_CONNECT(self) -> None:
+                """As an https proxy: records where a client wanted to go (GitHub, say), goes nowhere."""
+                double.requests.append(f"CONNECT {self.path}")
+                self.send(502, b"", {})
 
             def handle_any(self, method: str) -> None:
                 url = urlsplit(self.path)

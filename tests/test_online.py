@@ -16,12 +16,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from helpers._settings import PROJECT_ROOT
+from helpers._weights import INFERENCE_SETTINGS
 from tests.roboflow_assets import PHOTOS, coco128_export, vit_b16_pair
 from tests.roboflow_double import RoboflowDouble
 
@@ -51,15 +53,24 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def double() -> RoboflowDouble:
+def double() -> Iterator[RoboflowDouble]:
     with RoboflowDouble(vit_b16_pair(), coco128_export(), KEY) as double:
         yield double
 
 
 @pytest.fixture(scope="module")
-def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A model cache shared by the runs that are not about the download (filled by the main job)."""
-    return tmp_path_factory.mktemp("model-cache")
+    cache = tmp_path_factory.mktemp("model-cache")
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_weights_left_behind(tmp_path: Path) -> Iterator[None]:
+    """600 MB per downloaded model: pytest keeps the last three runs' folders, not their weights."""
+    yield
+    shutil.rmtree(tmp_path / "model-cache", ignore_errors=True)
 
 
 @pytest.fixture
@@ -80,7 +91,8 @@ def closed_port() -> int:
 def environment(base_url: str, tmp: Path, key: str, model_cache: Path | None = None, **extra: str) -> dict[str, str]:
     """A user's environment, pointed at `base_url`, with every folder of its own under `tmp`
     and nothing from the machine's own configuration (an empty variable hides .env)."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("ROBOFLOW_", "CLIP_"))}
+    own = ("ROBOFLOW_", "CLIP_", *INFERENCE_SETTINGS)  # the machine's own, and what `configure` sets, left out
+    env = {name: value for name, value in os.environ.items() if not name.startswith(own)}
     env |= {
         "API_URL": base_url,  # the roboflow SDK's setting
         "API_BASE_URL": base_url,  # Roboflow Inference's setting
@@ -118,7 +130,7 @@ def cli(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
 
 def test_the_main_job_online(double: RoboflowDouble, tmp_path: Path, warm_cache: Path) -> None:
     double.reset()
-    env = environment(double.url, tmp_path, KEY, warm_cache)
+    env = environment(double.url, tmp_path, KEY, warm_cache, HTTPS_PROXY=double.url)  # https only: GitHub
     run = cli(env, "demo", "--out", str(tmp_path / "demo.png"))
     assert run.code == 0, run.text
     assert "Data: COCO 128 from Roboflow (team-roboflow/coco-128 version 2, YOLOv8 export)" in run.out
@@ -129,6 +141,7 @@ def test_the_main_job_online(double: RoboflowDouble, tmp_path: Path, warm_cache:
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert double.served("/team-roboflow/coco-128/2/yolov8") >= 2  # polled through the 202 "in progress"
     assert double.served("/storage/") == 2
+    assert not [r for r in double.requests if r.startswith("CONNECT")]  # DISABLE_VERSION_CHECK: GitHub not asked
 
     double.reset()
     again = cli(env, "search", "--text", "coffee", "--k", "3")  # no CLIP_MODEL: the index's model
@@ -212,6 +225,26 @@ def test_a_cached_file_that_does_not_load_is_downloaded_again(
         assert run.code == 0, run.text
         assert "arrived or were cached broken (InvalidProtobuf): downloading again" in run.out
         assert double.served(VISUAL) == 2
+
+
+def test_a_download_killed_while_it_is_written_leaves_no_half_file(
+    double: RoboflowDouble, tmp_path: Path, photo: Path
+) -> None:
+    """kill -9 as soon as anything appears in the model's cache folder: with
+    ATOMIC_CACHE_WRITES_ENABLED that is a temporary file, never a half-written weights file."""
+    env = environment(double.url, tmp_path, KEY)
+    process = subprocess.Popen([sys.executable, "-m", "helpers", "index", str(photo)], env=env, cwd=PROJECT_ROOT)
+    cache, written = tmp_path / "model-cache", []
+    while process.poll() is None and not written:
+        written = [p for folder in cache.glob("~clip-ViT-B-16-*") for p in folder.iterdir()]
+        time.sleep(0.002)
+    process.kill()
+    process.wait()
+    assert written, "the run ended before it wrote anything"
+    for name in ("visual.onnx", "textual.onnx"):
+        for path in cache.glob(f"~clip-ViT-B-16-*/{name}"):
+            assert path.stat().st_size == double.files[name].size, f"half of {name} in the cache"
+    assert cli(env, "index", str(photo)).code == 0  # the next run completes it
 
 
 def test_a_stalled_download_gives_up_in_one_line(double: RoboflowDouble, tmp_path: Path, photo: Path) -> None:
