@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
 import supervision as sv
 
 from helpers import _roboflow
@@ -79,7 +78,7 @@ def download_coco128(dest: Path, settings: Settings, url: str = PUBLIC_ZIP_URL) 
     print(f"Data: COCO 128 from the public zip (no ROBOFLOW_API_KEY), downloading into {shown(dest)}")
     try:
         return download_public_zip(dest, url)
-    except (requests.RequestException, OSError) as error:
+    except OSError as error:  # requests' errors derive from it
         where = urlsplit(url).netloc
         raise DatasetUnavailable(
             f"could not download COCO 128 from {where} ({network_reason(error)}); {OFFLINE_HINT}"

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from helpers._settings import PROJECT_ROOT
-from helpers._weights import INFERENCE_SETTINGS
 from tests.roboflow_assets import PHOTOS, coco128_export, vit_b16_pair
 from tests.roboflow_double import RoboflowDouble
 
 KEY = "rf-rehearsal-Key-4c0ffee7e1"  # the account's key: served by the double, never printed
 WRONG_KEY = "rf-mistyped-Key-9d15c0"  # a key Roboflow does not know: never printed either
 VISUAL = "/storage/clip/ViT-B-16/visual.onnx"
+PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "XDG_CACHE_HOME", "SYSTEMROOT")
 
 
 @dataclass
@@ -89,10 +89,10 @@ def closed_port() -> int:
 
 
 def environment(base_url: str, tmp: Path, key: str, model_cache: Path | None = None, **extra: str) -> dict[str, str]:
-    """A user's environment, pointed at `base_url`, with every folder of its own under `tmp`
-    and nothing from the machine's own configuration (an empty variable hides .env)."""
-    own = ("ROBOFLOW_", "CLIP_", *INFERENCE_SETTINGS)  # the machine's own, and what `configure` sets, left out
-    env = {name: value for name, value in os.environ.items() if not name.startswith(own)}
+    """A user's environment, pointed at `base_url`, with every folder of its own under `tmp`,
+    and nothing else from this test process: neither the machine's own settings nor what a
+    demo model loaded here put into the environment (Inference sets its offline mode there)."""
+    env = {name: os.environ[name] for name in PASSED_ON if name in os.environ}
     env |= {
         "API_URL": base_url,  # the roboflow SDK's setting
         "API_BASE_URL": base_url,  # Roboflow Inference's setting
