@@ -161,11 +161,14 @@ def progress(total: int | None) -> Iterator[None]:
         yield
         return
     start, done = psutil.net_io_counters().bytes_recv, threading.Event()
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc="CLIP weights", leave=False)
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="CLIP weights")
+
+    def advance() -> None:
+        bar.update(min(total, psutil.net_io_counters().bytes_recv - start) - bar.n)
 
     def follow() -> None:
         while not done.wait(0.5):
-            bar.update(min(total, psutil.net_io_counters().bytes_recv - start) - bar.n)
+            advance()
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
@@ -174,6 +177,7 @@ def progress(total: int | None) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
+        advance()
         bar.close()
 
 
