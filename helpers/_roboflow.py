@@ -30,6 +30,7 @@ WORKSPACE, PROJECT, VERSION, EXPORT_FORMAT = "team-roboflow", "coco-128", 2, "yo
 SOURCE = f"{WORKSPACE}/{PROJECT} version {VERSION}"
 DEFAULT_TIMEOUT_S = 30  # the same knob as Inference's: ROBOFLOW_API_REQUEST_TIMEOUT
 BACKOFF_S = (1, 2)  # seconds before the second and the third try
+OFFLINE_FALLBACK = "or CLIP_MODEL=demo for the offline stand-ins"
 KEY_CHECK_FAILED = "There was an error validating the api key with Roboflow server."  # the SDK's words, after 5 tries
 
 
@@ -106,7 +107,10 @@ def fetch_export(dest: Path, api_key: str) -> None:
         status, message = api_error(str(error))
         if status is None or status >= 500:
             raise failure(str(error), f"exporting {SOURCE}") from None
-        raise DatasetError(f"Roboflow has no {EXPORT_FORMAT} export of {SOURCE} ({message})") from None
+        raise DatasetError(
+            f"Roboflow has no {EXPORT_FORMAT} export of {SOURCE} ({message}): without ROBOFLOW_API_KEY, "
+            "COCO 128 comes from the public zip instead"
+        ) from None
 
 
 def download(dest: Path, api_key: str) -> Path:
@@ -134,12 +138,12 @@ def download_once(dest: Path, api_key: str) -> Path:
     except requests.Timeout:
         raise DatasetUnavailable(
             f"Roboflow's API at {urlsplit(API_URL).netloc} did not answer within {request_timeout():g} s "
-            "(ROBOFLOW_API_REQUEST_TIMEOUT): check the network and run again"
+            f"(ROBOFLOW_API_REQUEST_TIMEOUT): check the network and run again, {OFFLINE_FALLBACK}"
         ) from None
     except requests.RequestException as error:
-        reason = network_reason(error)
+        where, reason = urlsplit(API_URL).netloc, network_reason(error)
         raise DatasetUnavailable(
-            f"cannot reach Roboflow's API at {urlsplit(API_URL).netloc} ({reason}): check the network"
+            f"cannot reach Roboflow's API at {where} ({reason}): check the network, {OFFLINE_FALLBACK}"
         ) from None
     except DatasetError as error:
         raise type(error)(scrub_secrets(str(error), [api_key])) from None

@@ -94,7 +94,7 @@ def explain(error: Exception, model_id: str, api_key: str | None) -> str | None:
             f"cannot reach Roboflow's API at {api_host()} to download {model_id}: check the network, {OFFLINE_FALLBACK}"
         )
     if isinstance(error, rf.RoboflowAPIUnsuccessfulRequestError):
-        return f"Roboflow's API failed while downloading {model_id} ({error}, after 3 tries): try again later"
+        return f"Roboflow's API failed while downloading {model_id} ({error}): try again later"
     if isinstance(error, rf.RoboflowAPIUsagePausedError | rf.PaymentRequiredError):
         return f"Roboflow refused to serve {model_id} ({error})"
     if type(error).__module__.startswith("inference."):
