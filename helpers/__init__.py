@@ -3,18 +3,24 @@ notebooks share, and the command line (`python -m helpers`).
 
 The public API is the names below, each from the module of its step (config -> data -> clip
 -> index -> search -> show); modules whose names start with `_` are machinery. Names load on
-first use, so `import helpers` stays fast and a command that never embeds never imports
-Roboflow Inference.
+first use (all but three, see below), so `import helpers` stays fast and a command that never
+embeds never imports Roboflow Inference.
 """
 
 from __future__ import annotations
 
 import importlib
 
+# Functions named like their module: imported now, because importing a submodule later would
+# set the package attribute (`helpers.connect`) to the module, hiding the function.
+from helpers.classify import classify as classify
+from helpers.connect import connect as connect
+from helpers.evaluate import evaluate as evaluate
+
 _EXPORTS = {
     "helpers._settings": ["Settings", "load_settings"],
-    "helpers.connect": ["ClusterError", "connect", "describe"],
-    "helpers.data": ["DataChoice", "choose_data", "detections", "download_coco128", "read_records"],
+    "helpers.connect": ["ClusterError", "describe"],
+    "helpers.data": ["COCO_DIR", "DataChoice", "choose_data", "detections", "download_coco128", "read_records"],
     "helpers.clip": ["ClipEmbedder", "embedder_for", "load_clip", "prepare_inference"],
     "helpers.index": ["IndexMismatch", "IndexReport", "document", "ensure_index", "index_folder", "index_mapping"],
     "helpers.search": [
@@ -29,14 +35,14 @@ _EXPORTS = {
         "search_text",
         "stored_vector",
     ],
-    "helpers.show": ["annotate_hit", "hit_images", "plot_hits"],
+    "helpers.show": ["annotate_hit", "plot_hits"],
+    "helpers.widget": ["SearchWidget", "search_widget"],
     "helpers.hybrid": ["hybrid_search"],
     "helpers.dedup": ["find_duplicates"],
-    "helpers.classify": ["classify"],
-    "helpers.evaluate": ["evaluate", "knn_recall", "precision_by_class", "searches_exactly"],
+    "helpers.evaluate": ["exact_query", "knn_recall", "precision_by_class", "searches_exactly"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted([*_MODULE_OF, "classify", "connect", "evaluate"])
 
 
 def __getattr__(name: str):

@@ -21,8 +21,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from helpers._settings import ROBOFLOW_KEY_HELP, scrub_secrets
@@ -181,22 +181,19 @@ def progress(total: int | None) -> Iterator[None]:
         bar.close()
 
 
-Quiet = Callable[[], AbstractContextManager]  # what keeps Inference's own prints out of the output
-
-
-def fetch_and_load(model_id: str, api_key: str | None, quiet: Quiet):
+def fetch_and_load(model_id: str, api_key: str | None):
     """`Clip(model_id=..., api_key=...)`, announced when it downloads."""
     from inference.models import Clip
 
     if is_cached(model_id):
-        with quiet_logger(), quiet():
+        with quiet_logger():
             return Clip(model_id=model_id, api_key=api_key)
     with quiet_logger():
         total = download_size(model_id, api_key)
     size = f"{total / 1e6:,.0f} MB" if total else "size unknown"
     print(f"Downloading CLIP model {model_id} from Roboflow ({size}, once: it is kept in the model cache)")
     started = time.perf_counter()
-    with progress(total), quiet_logger(), quiet():
+    with progress(total), quiet_logger():
         clip = Clip(model_id=model_id, api_key=api_key)
     print(f"Downloaded and loaded {model_id} in {time.perf_counter() - started:.0f} s")
     return clip
@@ -214,20 +211,20 @@ def one_line(error: Exception, model_id: str, api_key: str | None) -> Exception:
     return error if message is None else ModelUnavailable(scrub_secrets(message, [api_key or ""]))
 
 
-def load(model_id: str, api_key: str | None, quiet: Quiet = nullcontext):
+def load(model_id: str, api_key: str | None):
     """Inference's `Clip` for a model from Roboflow. Weights that arrive broken or do not load
     are removed with Inference's `clear_cache` and downloaded again, once."""
     from inference.core.cache.model_artifacts import clear_cache
 
     check_online(model_id)
     try:
-        return fetch_and_load(model_id, api_key, quiet)
+        return fetch_and_load(model_id, api_key)
     except Exception as error:
         if not is_broken_file(error):
             raise one_line(error, model_id, api_key) from None
         print(f"The weights of {model_id} arrived or were cached broken ({type(error).__name__}): downloading again")
     clear_cache(model_id=model_id)
     try:
-        return fetch_and_load(model_id, api_key, quiet)
+        return fetch_and_load(model_id, api_key)
     except Exception as error:
         raise one_line(error, model_id, api_key) from None

@@ -28,7 +28,7 @@ from helpers._cache import EmbeddingCache
 from helpers._fetch import fetched
 from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN_NOTICE, install_demo_model
 from helpers._pipeline import MAX_BATCH, ImageInput, chunks, normalise, vector_or_raise
-from helpers._quiet import quiet_inference
+from helpers._quiet import quiet_import, quiet_inference_models
 from helpers._settings import DATA_DIR, Settings
 
 DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
@@ -56,15 +56,16 @@ def prepare_inference(model_id: str) -> None:
     at import. The model cache goes under data/; the demo model, which needs no network, is
     installed there with offline mode on; for the others, Inference's own settings for a safe
     download are switched on (`helpers._weights`). The import itself (6 to 8 s) happens here,
-    with its optional-extras warnings filtered out. In a process that is already offline (the
-    demo model came first), a model that is not cached is refused with one line."""
+    and Inference's noise is kept out of the output (`helpers._quiet`). In a process that is
+    already offline (the demo model came first), a model that is not cached is refused."""
     cache_dir = model_cache_dir()
     weights.configure()
     if is_stand_in(model_id_for(model_id)):
         os.environ.setdefault("OFFLINE_MODE", "True")
         install_demo_model(cache_dir)
-    with quiet_inference():
+    with quiet_import():
         from inference.models import Clip  # noqa: F401  (a lazy attribute: this imports the model code)
+    quiet_inference_models()
     if not is_stand_in(model_id_for(model_id)):
         weights.check_online(model_id_for(model_id))
 
@@ -78,11 +79,8 @@ def load_clip(model_id: str, api_key: str | None = None):
     prepare_inference(model_id)
     from inference.models import Clip
 
-    if is_stand_in(model_id):
-        with quiet_inference():
-            clip = Clip(model_id=model_id, api_key=api_key)
-    else:
-        clip = weights.load(model_id, api_key, quiet=quiet_inference)  # announces a download
+    # A model from Roboflow goes through `weights.load`: announced download, one-line errors.
+    clip = Clip(model_id=model_id, api_key=api_key) if is_stand_in(model_id) else weights.load(model_id, api_key)
     print(f"Roboflow Inference loaded CLIP model {model_id} in {time.perf_counter() - started:.1f} s")
     return clip
 
@@ -141,8 +139,7 @@ class ClipEmbedder:
         """Reopen the visual graph for one run per core (`_pipeline.one_thread_session`), once,
         when a second batch shows a pipeline rather than a query."""
         if not self.data_parallel:
-            with quiet_inference():
-                self.model.visual_onnx_session = _pipeline.one_thread_session(self.model)
+            self.model.visual_onnx_session = _pipeline.one_thread_session(self.model)
             self.data_parallel = True
 
 

@@ -24,7 +24,7 @@ from helpers import _roboflow
 from helpers._download import PUBLIC_ZIP_URL, DatasetUnavailable, download_public_zip, network_reason
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._offline.demo_model import DEMO_MODEL_ID
-from helpers._scan import ImageRecord, find_class_names, scan
+from helpers._scan import ImageRecord, find_class_names, label_file_for, scan
 from helpers._settings import PROJECT_ROOT, Settings, datasets_dir
 from helpers.clip import model_id_for
 
@@ -122,24 +122,32 @@ def read_records(data_dir: Path) -> list[ImageRecord]:
     return [record for record in scan(data_dir) if isinstance(record, ImageRecord)]
 
 
-def yolo_splits(data_dir: Path) -> list[Path]:
-    """The folders of a Roboflow YOLO export that hold `images/` and `labels/` (train, valid, test)."""
-    return sorted(p for p in data_dir.iterdir() if (p / "images").is_dir() and (p / "labels").is_dir())
+def yolo_folders(data_dir: Path) -> list[tuple[Path, Path]]:
+    """(images, labels) folder pairs of a YOLO data set: `train/images` beside `train/labels` in
+    Roboflow's export, `images/train2017` beside `labels/train2017` in the public zip."""
+    pairs = []
+    for images in sorted(p for p in data_dir.rglob("images") if p.is_dir()):
+        for folder in [images, *sorted(p for p in images.rglob("*") if p.is_dir())]:
+            labels = label_file_for(folder / "x.jpg").parent
+            if labels.is_dir() and labels != folder:
+                pairs.append((folder, labels))
+    return pairs
 
 
 def detections(data_dir: Path) -> sv.DetectionDataset:
-    """The labelled boxes of a Roboflow-layout data set (`data.yaml` beside `train/images`,
-    `train/labels`), read by supervision as Roboflow's own notebooks do. Other layouts have
-    no boxes to show: an empty data set."""
-    splits = yolo_splits(data_dir) if (data_dir / "data.yaml").is_file() else []
-    if not splits:
+    """The labelled boxes of a YOLO data set (`data.yaml` with the class names), read by
+    supervision as Roboflow's own notebooks do: `sv.DetectionDataset.from_yolo` for each
+    images/labels folder pair. A folder without YOLO labels gives an empty data set."""
+    data_yaml = data_dir / "data.yaml"
+    pairs = yolo_folders(data_dir) if data_yaml.is_file() else []
+    if not pairs:
         return sv.DetectionDataset(classes=find_class_names(data_dir), images=[], annotations={})
     parts = [
         sv.DetectionDataset.from_yolo(
-            images_directory_path=str(split / "images"),
-            annotations_directory_path=str(split / "labels"),
-            data_yaml_path=str(data_dir / "data.yaml"),
+            images_directory_path=str(images),
+            annotations_directory_path=str(labels),
+            data_yaml_path=str(data_yaml),
         )
-        for split in splits
+        for images, labels in pairs
     ]
     return parts[0] if len(parts) == 1 else sv.DetectionDataset.merge(parts)

@@ -81,12 +81,18 @@ def precision_by_class(
     }
 
 
-def exact_top_k(es: Elasticsearch, index: str, vector: np.ndarray, k: int) -> list[str]:
+def exact_query(vector: np.ndarray) -> dict:
+    """Exact kNN: a `script_score` query that scores every document with a vector by its cosine
+    + 1 (scores must not be negative)."""
     script = {
         "source": f"cosineSimilarity(params.query_vector, '{VECTOR_FIELD}') + 1.0",
         "params": {"query_vector": vector.tolist()},
     }
-    query = {"script_score": {"query": {"exists": {"field": VECTOR_FIELD}}, "script": script}}
+    return {"script_score": {"query": {"exists": {"field": VECTOR_FIELD}}, "script": script}}
+
+
+def exact_top_k(es: Elasticsearch, index: str, vector: np.ndarray, k: int) -> list[str]:
+    query = exact_query(vector)
     return [hit["_id"] for hit in es.search(index=index, query=query, size=k, source=False)["hits"]["hits"]]
 
 

@@ -134,6 +134,11 @@ def index_folder(
     progress: bool = True,
     index_options: str = "hnsw",
 ) -> IndexReport:
+    """Notebook 02's bulk upload for a whole folder, made resumable, parallel and cached: the
+    same `create` actions with content-hash ids, after one `_mget` per 64 images to skip what
+    the index holds, sent by `streaming_bulk` 64 at a time from a thread of its own while the
+    model embeds the next images; one refresh at the end. Files that cannot be read are
+    reported with a reason in the returned `IndexReport`, never dropped silently."""
     records, skipped = unique_by_content(list(scan(root)))
     ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
     report = IndexReport(index=index, skipped=skipped)

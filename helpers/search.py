@@ -9,7 +9,9 @@ earlier ones (`from`). Vectors are left out of what comes back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,9 @@ from helpers.clip import ClipEmbedder
 from helpers.index import VECTOR_FIELD
 
 RETURNED_FIELDS = ["filename", "labels"]
+CLIENT_NAMES = {"_source": "source", "from": "from_"}
 MAX_DEPTH = 10_000  # k × page: Elasticsearch's limit on k and num_candidates
+DATE_MATH = re.compile(r"^now(?:[+-]\d+[yMwdhHms])?(?:/[yMwdhHms])?$")  # now, now-7d, now/d
 
 
 class DocumentNotFound(LookupError):
@@ -86,6 +90,18 @@ def knn_clause(
     return clause
 
 
+def is_date(text: str) -> bool:
+    """What an upload-date filter takes: ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z) or
+    Elasticsearch date math (now-7d)."""
+    if DATE_MATH.match(text):
+        return True
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def hits_of(response) -> list[Hit]:
     return [
         Hit(h["_id"], h["_source"].get("filename", ""), float(h["_score"]), tuple(h["_source"].get("labels", [])))
@@ -100,10 +116,21 @@ def depth(k: int, page: int) -> int:
     return page * k
 
 
+def knn_request(vector: np.ndarray, k: int = 10, page: int = 1, **options) -> dict:
+    """The whole `_search` body for hits `(page - 1) × k + 1` to `page × k`, as Elasticsearch's
+    REST API spells it: what `knn_search` sends, and what the search widget shows."""
+    body = {"knn": knn_clause(vector, k=depth(k, page), **options), "size": k, "_source": RETURNED_FIELDS}
+    return body | {"from": (page - 1) * k} if page > 1 else body
+
+
+def send(es: Elasticsearch, index: str, body: dict):
+    """`es.search` with a REST body: the client spells `_source` and `from` as `source`, `from_`."""
+    return es.search(index=index, **{CLIENT_NAMES.get(key, key): value for key, value in body.items()})
+
+
 def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, page: int = 1, **options) -> list[Hit]:
     """Hits `(page - 1) × k + 1` to `page × k`."""
-    clause = knn_clause(vector, k=depth(k, page), **options)
-    return hits_of(es.search(index=index, knn=clause, from_=(page - 1) * k, size=k, source=RETURNED_FIELDS))
+    return hits_of(send(es, index, knn_request(vector, k, page, **options)))
 
 
 def search_text(es: Elasticsearch, embedder: ClipEmbedder, index: str, text: str, **options) -> list[Hit]:

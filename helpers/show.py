@@ -22,6 +22,7 @@ from helpers.search import Hit
 
 TILE = 224  # pixels: every hit is shown at the same size, so grids have no ragged gaps
 INCHES_PER_TILE = 2.2
+ANNOTATED_SIZE = 448  # pixels: labels are drawn at a fixed size, so small pictures are enlarged first
 
 
 def text_tile(text: str, background: tuple[int, int, int] = (235, 235, 235)) -> Image.Image:
@@ -73,7 +74,7 @@ def plot_hits(
         pictures += [text_tile("no hits" if not hits and i == 0 else "", (255, 255, 255)) for i in blanks]
         titles += [hit_title(hit) for hit in shown] + [""] * (columns - len(shown))
         if label:
-            titles[-columns] = f"{label}\n{titles[-columns]}"
+            titles[-columns] = f"{label}\n{titles[-columns]}".rstrip()
     size = (INCHES_PER_TILE * columns, (INCHES_PER_TILE + 0.5) * len(named))
     with warnings.catch_warnings(), plt.rc_context({"axes.titlesize": 9}):
         # plot_images_grid calls plt.show(), which the CLI's Agg backend cannot do: it says so
@@ -84,17 +85,19 @@ def plot_hits(
 
 
 def annotate_hit(hit: Hit, data_dir: Path, boxes: sv.DetectionDataset) -> np.ndarray:
-    """The hit's picture (BGR, as supervision draws) with its labelled objects boxed and named."""
+    """The hit's picture (BGR, as supervision draws) with its labelled objects boxed and named.
+    A small picture is enlarged first (by a whole factor, to about 448 pixels), so that the
+    names stay legible beside the boxes."""
     path = str(data_dir / hit.filename)
-    image = np.asarray(load_rgb(path))[..., ::-1].copy()
+    picture = load_rgb(path)
     detections = boxes.annotations.get(path)
+    factor = max(1, ANNOTATED_SIZE // max(picture.size))
+    if factor > 1:
+        picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.LANCZOS)
+    image = np.asarray(picture)[..., ::-1].copy()
     if detections is None or len(detections) == 0:
         return image
+    detections = sv.Detections(xyxy=detections.xyxy * factor, class_id=detections.class_id)
     names = [boxes.classes[class_id] for class_id in detections.class_id]
     image = sv.BoxAnnotator().annotate(scene=image, detections=detections)
     return sv.LabelAnnotator().annotate(scene=image, detections=detections, labels=names)
-
-
-def hit_images(hits: list[Hit], data_dir: Path, boxes: sv.DetectionDataset) -> list[np.ndarray]:
-    """`annotate_hit` for each hit whose file is here, for `sv.plot_images_grid` by hand."""
-    return [annotate_hit(hit, data_dir, boxes) for hit in hits if (data_dir / hit.filename).is_file()]

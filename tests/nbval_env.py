@@ -25,6 +25,7 @@ NOTEBOOK_ENV = {
     "INDEX_NAME": "images",
     "PYTHONHASHSEED": "0",
 }
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _saved_env: dict[str, str] = {}
 
 
@@ -57,8 +58,11 @@ def execute_in_place() -> None:
     for path in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
-        for cell in notebook.cells:  # timestamps would make every refresh a diff
-            cell.metadata.pop("execution", None)
+        for cell in notebook.cells:
+            cell.metadata.pop("execution", None)  # timestamps would make every refresh a diff
+            for output in cell.get("outputs", []):  # a widget's text fallback is a frozen text bar
+                if WIDGET_VIEW in output.get("data", {}):
+                    output["data"].pop("text/plain", None)
         nbformat.write(notebook, path)
         print(f"executed {path.relative_to(PROJECT_ROOT)}", file=sys.stderr)
 

@@ -299,3 +299,209 @@ def test_unsupported_features_are_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(BadRequestError) as caught:
         es.search(index="x", aggs={"by_label": {"terms": {"field": "labels"}}})
     assert "aggs" in str(caught.value.body) and "real Elasticsearch cluster" in str(caught.value.body)
+
+
+# --- What Elastic's notebooks and the guide send (issue #13, item 4) ----------------------------
+
+
+@pytest.fixture
+def leg(request) -> str:
+    """Which backend this test runs on: embedded, peer or cluster."""
+    return request.node.callspec.params["es"]
+
+
+def peer_differs(leg: str, difference: str) -> None:
+    """Skip the noida-db leg where it answers differently from Elasticsearch (never weaken the test)."""
+    if leg == "peer":
+        pytest.skip(f"peer leg: noida-db {difference}")
+
+
+def knn_query(query: np.ndarray, **options) -> dict:
+    return {"knn": {"field": VECTOR_FIELD, "query_vector": query.tolist(), **options}}
+
+
+def test_knn_query_returns_size_best_of_num_candidates(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, _ = corpus
+    query = np.random.default_rng(21).normal(size=DIMS).astype(np.float32)
+    answer = es.search(index=index, query=knn_query(query, num_candidates=20), size=5, source=False)
+    order, scores = exact_ranking(vectors, query)
+    hits = answer["hits"]["hits"]
+    assert [h["_id"] for h in hits] == [f"doc-{i:03d}" for i in order[:5]]
+    assert np.allclose([h["_score"] for h in hits], scores[:5], atol=1e-5)  # as the top-level knn scores
+    assert answer["hits"]["total"]["value"] == 20  # the query matches num_candidates documents per shard
+
+
+def test_knn_query_k_caps_the_matches(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, _ = corpus
+    query = np.random.default_rng(22).normal(size=DIMS).astype(np.float32)
+    hits = es.search(index=index, query=knn_query(query, k=3, num_candidates=20), size=10, source=False)
+    order, _ = exact_ranking(vectors, query)
+    assert [h["_id"] for h in hits["hits"]["hits"]] == [f"doc-{i:03d}" for i in order[:3]]
+
+
+def test_knn_query_filter_is_a_pre_filter_and_bool_clauses_filter_after(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, labels = corpus
+    query = np.random.default_rng(23).normal(size=DIMS).astype(np.float32)
+    cup = {"term": {"labels": "cup"}}
+    allowed = np.array(["cup" in own for own in labels])
+    inside = es.search(index=index, query=knn_query(query, k=8, num_candidates=20, filter=cup), size=8, source=False)
+    order, scores = exact_ranking(vectors, query, allowed)
+    assert [h["_id"] for h in inside["hits"]["hits"]] == [f"doc-{i:03d}" for i in order[:8]]  # k cup documents
+    assert np.allclose([h["_score"] for h in inside["hits"]["hits"]], scores[:8], atol=1e-5)
+    # In a bool, the other clauses filter the ten nearest of all documents: fewer than ten remain.
+    after = es.search(
+        index=index, query={"bool": {"must": [knn_query(query, num_candidates=10)], "filter": [cup]}}, size=10
+    )
+    nearest, _ = exact_ranking(vectors, query)
+    expected = [f"doc-{i:03d}" for i in nearest[:10] if allowed[i]]
+    assert [h["_id"] for h in after["hits"]["hits"]] == expected and len(expected) < 10
+
+
+def test_knn_query_boost_and_similarity(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, _ = corpus
+    query = vectors[4]
+    plain = es.search(index=index, query=knn_query(query, num_candidates=10), size=10, source=False)["hits"]["hits"]
+    boosted = es.search(index=index, query=knn_query(query, num_candidates=10, boost=2.0), size=10, source=False)
+    assert np.allclose([2 * h["_score"] for h in plain], [h["_score"] for h in boosted["hits"]["hits"]], atol=1e-5)
+    order, scores = exact_ranking(vectors, query)
+    floor = es.search(index=index, query=knn_query(query, num_candidates=50, similarity=0.3), size=50, source=False)
+    expected = [f"doc-{i:03d}" for i, s in zip(order, scores) if 2 * s - 1 >= 0.3][:50]
+    assert [h["_id"] for h in floor["hits"]["hits"]] == expected and 1 <= len(expected) < 50
+
+
+def test_knn_query_beside_a_word_query_adds_scores(es: Elasticsearch, index: str, corpus) -> None:
+    labels = corpus[2]
+    query = np.random.default_rng(24).normal(size=DIMS).astype(np.float32)
+    knn_only = es.search(index=index, query=knn_query(query, num_candidates=10), size=10, source=False)
+    words = {"term": {"labels": "dog"}}
+    both = es.search(index=index, query={"bool": {"should": [knn_query(query, num_candidates=10), words]}}, size=DOCS)
+    knn_scores = {h["_id"]: h["_score"] for h in knn_only["hits"]["hits"]}
+    dogs = {f"doc-{i:03d}" for i, own in enumerate(labels) if "dog" in own}
+    assert {h["_id"] for h in both["hits"]["hits"]} == set(knn_scores) | dogs
+    for hit in both["hits"]["hits"]:
+        if hit["_id"] in knn_scores and hit["_id"] not in dogs:
+            assert hit["_score"] == pytest.approx(knn_scores[hit["_id"]], abs=1e-5)
+        if hit["_id"] in dogs and hit["_id"] in knn_scores:
+            assert hit["_score"] > knn_scores[hit["_id"]]
+
+
+def test_delete_index_with_ignore_unavailable(es: Elasticsearch, index: str) -> None:
+    missing = f"{index}-missing"
+    assert es.indices.delete(index=missing, ignore_unavailable=True)["acknowledged"]
+    with pytest.raises(NotFoundError) as caught:
+        es.indices.delete(index=missing)
+    assert caught.value.error == "index_not_found_exception"
+    spare = f"{index}-spare"
+    es.indices.create(index=spare)
+    assert es.indices.delete(index=[spare, missing], ignore_unavailable=True)["acknowledged"]
+    assert not es.indices.exists(index=spare)
+
+
+def test_index_expressions_wildcards_and_lists(es: Elasticsearch, index: str, leg: str) -> None:
+    nothing = f"{index}-nothing*"
+    assert not es.indices.exists(index=nothing)
+    assert es.indices.refresh(index=nothing)["_shards"]["total"] == 0  # allow_no_indices: true by default
+    with pytest.raises(NotFoundError):
+        es.indices.refresh(index=nothing, allow_no_indices=False)
+    with pytest.raises(NotFoundError):
+        es.indices.refresh(index=[index, f"{index}-missing"])
+    assert es.indices.refresh(index=[index, f"{index}-missing"], ignore_unavailable=True)["_shards"]["successful"] >= 1
+    assert list(es.indices.get_mapping(index=f"{index}*")) == [index]
+    with pytest.raises(NotFoundError):  # not expanded: the pattern is read as a plain name
+        es.indices.get_mapping(index=f"{index}*", expand_wildcards="none")
+    with pytest.raises(BadRequestError):  # action.destructive_requires_name, on by default since 8.0
+        es.indices.delete(index=f"{index}*")
+    peer_differs(leg, "answers false to indices.exists with a wildcard that matches an index")
+    assert es.indices.exists(index=f"{index}*")
+
+
+def test_mget_by_ids_and_by_docs(es: Elasticsearch, index: str) -> None:
+    by_ids = es.mget(index=index, ids=["doc-001", "doc-999"], source_includes=["filename"])["docs"]
+    assert [(d["_id"], d["found"]) for d in by_ids] == [("doc-001", True), ("doc-999", False)]
+    assert by_ids[0]["_source"] == {"filename": "doc-001.jpg"} and by_ids[0]["_index"] == index
+    docs = [
+        {"_index": index, "_id": "doc-002", "_source": ["labels"]},
+        {"_index": index, "_id": "doc-003", "_source": False},
+        {"_index": f"{index}-missing", "_id": "doc-004"},
+    ]
+    by_docs = es.mget(docs=docs)["docs"]
+    assert by_docs[0]["_source"] == {"labels": ["cup"]}
+    assert by_docs[1]["found"] and "_source" not in by_docs[1]
+    assert by_docs[2]["error"]["type"] == "index_not_found_exception" and "found" not in by_docs[2]
+    with pytest.raises(BadRequestError) as caught:
+        es.mget(index=index, ids=[])
+    assert caught.value.error == "action_request_validation_exception"
+
+
+def test_mget_on_a_missing_index_fails_per_document(es: Elasticsearch, index: str) -> None:
+    docs = es.mget(index=f"{index}-missing", ids=["a"])["docs"]
+    assert docs[0]["error"]["type"] == "index_not_found_exception" and docs[0]["_id"] == "a"
+
+
+def test_bulk_reports_a_line_that_is_not_json_on_its_own_item(es: Elasticsearch, index: str, leg: str) -> None:
+    body = b'{"index":{"_id":"good-1"}}\n{"width":1}\n{"index":{"_id":"bad-1"}}\nnot json\n'
+    body += b'{"index":{"_id":"good-2"}}\n{"width":2}\n'
+    items = es.bulk(index=index, operations=body)["items"]
+    assert [i["index"]["status"] for i in items] == [201, 400, 201]
+    peer_differs(leg, "reports x_content_parse_exception where Elasticsearch parses the source on the shard")
+    assert items[1]["index"]["error"]["type"] == "document_parsing_exception"
+
+
+def test_bulk_reports_a_source_that_is_not_an_object_on_its_own_item(es: Elasticsearch, index: str, leg: str) -> None:
+    peer_differs(leg, "indexes an array or a string as a document, which Elasticsearch refuses")
+    body = b'{"index":{"_id":"array"}}\n[1, 2]\n{"index":{"_id":"text"}}\n"words"\n'
+    body += b'{"index":{"_id":"fine"}}\n{"width":3}\n'
+    items = es.bulk(index=index, operations=body)["items"]
+    assert [i["index"]["status"] for i in items] == [400, 400, 201]
+    assert {i["index"]["error"]["type"] for i in items[:2]} == {"document_parsing_exception"}
+    es.indices.refresh(index=index)
+    assert es.count(index=index)["count"] == DOCS + 1
+
+
+def honoured_or_refused(call, honoured) -> None:
+    """A parameter is either honoured (`honoured` checks the answer) or refused by name."""
+    try:
+        answer = call()
+    except BadRequestError as error:
+        reason = error.body["error"]["reason"]
+        assert "the embedded engine does not support" in reason, reason
+        return
+    assert honoured(answer)
+
+
+def labelled(labels: list[list[str]], label: str) -> int:
+    return sum(label in own for own in labels)
+
+
+@pytest.mark.parametrize(
+    ("call", "honoured"),
+    [
+        (lambda es, i: es.count(index=i, q="labels:cat"), lambda a, labels: a["count"] == labelled(labels, "cat")),
+        (
+            lambda es, i: es.search(index=i, q="labels:cup", size=0),
+            lambda a, labels: a["hits"]["total"]["value"] == labelled(labels, "cup"),
+        ),
+        (lambda es, i: es.search(index=i, filter_path="hits.total"), lambda a, _: list(a) == ["hits"]),
+        (
+            lambda es, i: es.search(index=i, post_filter={"ids": {"values": ["doc-001"]}}),
+            lambda a, _: [h["_id"] for h in a["hits"]["hits"]] == ["doc-001"],
+        ),
+        (lambda es, i: es.search(index=i, explain=True, size=1), lambda a, _: "_explanation" in a["hits"]["hits"][0]),
+        (lambda es, i: es.get(index=i, id="doc-001", stored_fields="_none_"), lambda a, _: "_source" not in a),
+        (
+            lambda es, i: es.indices.get(index=i, flat_settings=True),
+            lambda a, _: "index.uuid" in next(iter(a.values()))["settings"],
+        ),
+    ],
+    ids=["q-count", "q-search", "filter_path", "post_filter", "explain", "stored_fields", "flat_settings"],
+)
+def test_parameters_are_honoured_or_refused_by_name(es: Elasticsearch, index: str, corpus, call, honoured) -> None:
+    labels = corpus[2]
+    honoured_or_refused(lambda: call(es, index), lambda answer: honoured(answer, labels))
+
+
+def test_total_hits_tracking_and_as_int(es: Elasticsearch, index: str) -> None:
+    assert es.search(index=index, size=0)["hits"]["total"] == {"value": DOCS, "relation": "eq"}
+    assert es.search(index=index, size=0, track_total_hits=10)["hits"]["total"] == {"value": 10, "relation": "gte"}
+    assert "total" not in es.search(index=index, size=0, track_total_hits=False)["hits"]
+    assert es.search(index=index, size=0, rest_total_hits_as_int=True)["hits"]["total"] == DOCS

@@ -50,7 +50,8 @@ def test_every_code_cell_is_introduced_and_short(path: Path) -> None:
             assert before.cell_type == "markdown", f"code cell without an introduction: {cell.source[:60]!r}"
             heading, *prose = before.source.split("\n", 1)
             assert heading.startswith("## ") and prose and prose[0].strip(), f"no heading and sentence: {heading!r}"
-            assert len(cell.source.splitlines()) <= 16 or "Colab bootstrap" in cell.source
+            code = [line for line in cell.source.splitlines() if not line.startswith("# NBVAL_")]
+            assert len(code) <= 16 or "Colab bootstrap" in cell.source
     assert all_cells[-2].source.startswith("## Clean up") and "es.close()" in all_cells[-1].source
 
 
@@ -59,6 +60,64 @@ def test_first_code_cell_bootstraps_colab_from_the_one_url(path: Path) -> None:
     bootstrap = next(c for c in cells(path) if c.cell_type == "code").source
     assert f'REPOSITORY_URL = "{REPOSITORY_URL}"' in bootstrap
     assert f'COLAB_PROJECT_DIR = "{COLAB_PROJECT_DIR}"' in bootstrap
+
+
+GUIDE_CALLS = {
+    "02_embed_and_index.ipynb": ["Roboflow(", "Clip(", ".embed_image(", ".embed_text(", "bulk(", '"_op_type"'],
+    "03_search_by_text.ipynb": ["es.search(", "knn={", 'query={"knn"', "sv.plot_images_grid("],
+    "04_search_by_image.ipynb": ["es.search(", 'query={"knn"', "sv.plot_images_grid(", 'fields=["image_vector"]'],
+}
+# Each helper may appear only after the guide's call it wraps has been shown (in series order).
+WRAPS = {
+    "helpers.embedder_for(": "Clip(",
+    "helpers.index_folder(": "bulk(",
+    "helpers.search_text(": "es.search(",
+    "helpers.search_image(": "es.search(",
+    "helpers.search_similar(": 'fields=["image_vector"]',
+    "helpers.plot_hits(": "sv.plot_images_grid(",
+}
+
+
+def code_of(path: Path) -> str:
+    return "\n".join(c.source for c in cells(path) if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", sorted(GUIDE_CALLS))
+def test_the_guides_calls_appear_in_code_cells_before_the_helpers_that_wrap_them(name: str) -> None:
+    code = code_of(PROJECT_ROOT / "notebooks" / name)
+    for call in GUIDE_CALLS[name]:
+        assert call in code, f"{name} does not show {call}"
+    series = "\n".join(code_of(path) for path in NOTEBOOKS if path.name <= name)
+    for helper, wrapped in WRAPS.items():
+        if helper in series:
+            assert wrapped in series and series.index(wrapped) < series.index(helper), f"{helper} before {wrapped}"
+
+
+def test_notebook_01_shows_the_client_the_mapping_and_a_clean_up_that_cannot_fail() -> None:
+    code = code_of(NOTEBOOKS[0])
+    assert "Elasticsearch(settings.elasticsearch_url, api_key=" in code and "Elasticsearch(cloud_id=" in code
+    assert '"type": "dense_vector"' in code and "ignore_unavailable=True" in code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_has_its_colab_badge_and_names_the_whole_series(path: Path) -> None:
+    title = cells(path)[0].source
+    assert badge_url(path.name) in title
+    assert "01 create the index → 02 embed and index" in title.replace("**", "")
+    assert "05 beyond the guide → 06 evaluate" in title.replace("**", "")
+
+
+INFERENCE_PRINTS = re.compile(r"Creating inference sessions|CLIP model loaded in|ExecutionProvider|Warning:")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_hold_no_library_prints_warnings_or_text_progress_bars(path: Path) -> None:
+    for cell in cells(path):
+        for output in cell.get("outputs", []):
+            assert output.get("name") != "stderr", f"stderr output in {path.name}: {output.get('text', '')[:80]!r}"
+            text = output.get("text", "") + "".join(output.get("data", {}).get("text/plain", ""))
+            assert not INFERENCE_PRINTS.search(text), INFERENCE_PRINTS.search(text).group(0)
+            assert "\r" not in text and "it/s]" not in text and "img/s]" not in text
 
 
 def test_readme_links_every_notebook_to_colab() -> None:

@@ -13,6 +13,7 @@ import orjson
 
 from helpers._engine.errors import EsError, bad_request, invalid_index_name, parsing_error, unsupported
 from helpers._engine.query import NUMERIC_TYPES, comparable, field_values
+from helpers._engine.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
 from helpers._engine.search import keep_field, run_count, run_search, source_filter
 from helpers._engine.store import IndexView, Store
 from helpers._engine.text import ANALYZERS
@@ -76,7 +77,7 @@ def create_index(store: Store, index: str, body: dict) -> tuple[int, dict]:
 def split_document(view: IndexView, doc_id: str, source: Any) -> tuple[dict, dict[str, np.ndarray]]:
     """Validate a document against the mapping; return its source without vectors, and them."""
     if not isinstance(source, dict):
-        raise parsing_error("failed to parse: the document must be a JSON object")
+        raise parsing_error("Malformed content, must start with an object")
     rest, vectors = {}, {}
     for key, value in source.items():
         column = view.columns.get(key)
@@ -110,23 +111,34 @@ def split_document(view: IndexView, doc_id: str, source: Any) -> tuple[dict, dic
     return rest, vectors
 
 
-def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, Any]]:
+def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, bytes | None]]:
+    """(action, metadata, raw source line) per item. A malformed action line fails the whole
+    request, as on a cluster; a source line is parsed later, per item, so a bad one fails alone."""
     lines = [line for line in body.split(b"\n") if line.strip()]
     actions, i = [], 0
     while i < len(lines):
         action_line = orjson.loads(lines[i])
         if not isinstance(action_line, dict) or len(action_line) != 1:
-            raise bad_request(f"Malformed action/metadata line [{i + 1}]")
+            raise bad_request(f"Malformed action/metadata line [{i + 1}], expected a single action")
         ((action, meta),) = action_line.items()
+        if not isinstance(meta, dict):
+            raise bad_request(f"Malformed action/metadata line [{i + 1}], expected START_OBJECT")
         if action == "delete":
             actions.append((action, meta, None))
             i += 1
             continue
         if i + 1 >= len(lines):
             raise bad_request(f"The bulk request must be terminated by a newline [{action}] without a source")
-        actions.append((action, meta, orjson.loads(lines[i + 1])))
+        actions.append((action, meta, lines[i + 1]))
         i += 2
     return [(a, {"_index": default_index, **meta}, s) for a, meta, s in actions]
+
+
+def parse_source(raw: bytes | None) -> Any:
+    try:
+        return orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as error:
+        raise parsing_error(f"failed to parse: {error}") from None
 
 
 def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dict]:
@@ -163,7 +175,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
                 present_after[(index, doc_id)] = False
             else:
-                rest, vectors = split_document(view, doc_id, source)
+                rest, vectors = split_document(view, doc_id, parse_source(source))
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
                 present_after[(index, doc_id)] = True
                 item["_exists"] = exists
@@ -184,17 +196,66 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     return 200, {"took": 0, "errors": errors, "items": items}
 
 
-def get_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, dict]:
+def found_doc(store: Store, index: str, doc_id: str, source_spec: dict, params: dict) -> dict:
+    """One document as `GET _doc` and `_mget` show it: `found: false` when it is not there."""
     view = store.view(index)
     base = {"_index": index, "_id": doc_id}
     if doc_id not in view.slot_of:
-        return 404, {**base, "found": False}
-    fetch_source, includes, excludes = source_filter({}, params)
+        return {**base, "found": False}
+    fetch_source, includes, excludes = source_filter(source_spec, params)
     source, version = store.fetch(index, [doc_id], with_vectors=fetch_source)[doc_id]
     result = {**base, "_version": version, "found": True}
     if fetch_source:
         result["_source"] = {k: v for k, v in source.items() if keep_field(k, includes, excludes)}
-    return 200, result
+    return result
+
+
+def get_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, dict]:
+    result = found_doc(store, index, doc_id, {}, params)
+    return (200 if result["found"] else 404), result
+
+
+def validation_failed(problems: list[str]) -> EsError:
+    listed = "".join(f"{i}: {problem};" for i, problem in enumerate(problems, 1))
+    return EsError(400, "action_request_validation_exception", f"Validation Failed: {listed}")
+
+
+def mget(store: Store, default_index: str | None, body: dict, params: dict) -> tuple[int, dict]:
+    """`_mget` in both forms (`docs: [{_index, _id, _source}]`, or `ids` with the index in the
+    path). A missing document is `found: false`; a missing index fails only its own items."""
+    unknown = set(body) - {"docs", "ids"}
+    if unknown:
+        raise unsupported(f"mget options {sorted(unknown)}")
+    if "ids" in body:
+        if not isinstance(body["ids"], list):
+            raise bad_request("[ids] must be an array of document ids")
+        requests = [{"_id": doc_id} for doc_id in body["ids"]]
+    else:
+        requests = body.get("docs", [])
+        if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
+            raise bad_request("[docs] must be an array of objects")
+    problems = []
+    for position, request in enumerate(requests):
+        extra = set(request) - {"_index", "_id", "_source"}
+        if extra:
+            raise unsupported(f"mget document options {sorted(extra)}")
+        if request.get("_id") is None:
+            problems.append(f"id is missing for doc {position}")
+        if request.get("_index", default_index) is None:
+            problems.append(f"index is missing for doc {position}")
+    if not requests:
+        problems.append("no documents to get")
+    if problems:
+        raise validation_failed(problems)
+    docs = []
+    for request in requests:
+        index, doc_id = request.get("_index", default_index), str(request["_id"])
+        spec = {"_source": request["_source"]} if "_source" in request else {}
+        try:
+            docs.append(found_doc(store, index, doc_id, spec, params))
+        except EsError as error:
+            docs.append({"_index": index, "_id": doc_id, "error": error.body()["error"]})
+    return 200, {"docs": docs}
 
 
 def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: bool) -> tuple[int, dict]:
@@ -207,62 +268,130 @@ def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: b
     return item["status"], {k: v for k, v in item.items() if k != "status"}
 
 
+def delete_indices(store: Store, expression: str, params: dict) -> tuple[int, dict]:
+    """Wildcards and `_all` are refused, as `action.destructive_requires_name` (on by default
+    since 8.0) refuses them on a cluster; missing names are an error unless ignore_unavailable."""
+    for index in resolve(store.names(), expression, params, forbid_wildcards=True):
+        store.delete_index(index)
+    return 200, {"acknowledged": True}
+
+
+def get_indices(store: Store, expression: str, params: dict) -> tuple[int, dict]:
+    answer = {}
+    for index in resolve(store.names(), expression, params):
+        view = store.view(index)
+        settings = {"index": {"number_of_shards": "1", "number_of_replicas": "0", "uuid": view.uuid}}
+        answer[index] = {"aliases": {}, "mappings": view.mappings, "settings": settings}
+    return 200, answer
+
+
+def index_exists(store: Store, expression: str, params: dict) -> tuple[int, dict]:
+    try:
+        found = resolve(store.names(), expression, params, allow_no_indices=False)
+    except EsError:
+        return 404, {}
+    return (200 if found else 404), {}
+
+
+def get_mappings(store: Store, expression: str, params: dict) -> tuple[int, dict]:
+    names = resolve(store.names(), expression, params)
+    return 200, {index: {"mappings": store.view(index).mappings} for index in names}
+
+
+def housekeeping(store: Store, expression: str, params: dict) -> tuple[int, dict]:
+    """`_refresh`, `_flush` and `_forcemerge`: every acknowledged write is already durable and
+    searchable here, so each answers for the indices it names once they are checked to exist."""
+    names = resolve(store.names(), expression, params)
+    shards = len(names)
+    return 200, {"_shards": {"total": shards, "successful": shards, "failed": 0}}
+
+
+def one_index(store: Store, expression: str, params: dict) -> IndexView:
+    names = resolve(store.names(), expression, params)
+    if len(names) != 1:
+        raise unsupported(f"searching {len(names)} indices in one request (resolved from [{expression}])")
+    return store.view(names[0])
+
+
+def route(store: Store, method: str, parts: list[str], params: dict, body: bytes | None) -> tuple[int, dict]:
+    """Dispatch one request by path shape: an optional index expression (`a,b*`, `_all`), then
+    the API. Every endpoint checks its query-string parameters."""
+    endpoint = f"{method} /{'/'.join(parts)}"
+    named = bool(parts) and (parts[0] == "_all" or not parts[0].startswith("_"))
+    target, api = (parts[0], parts[1:]) if named else ("", parts)
+    if api == ["_bulk"] and method in ("POST", "PUT"):
+        check_params(params, WRITE, endpoint)
+        return bulk(store, body or b"", target or None)
+    payload: Any = orjson.loads(body) if body else {}
+    if not parts and method in ("GET", "HEAD"):
+        check_params(params, set(), endpoint)
+        return 200, {
+            "name": "embedded",
+            "cluster_name": "embedded (in-process stand-in, not a cluster)",
+            "version": {"number": VERSION, "build_flavor": "embedded"},
+            "tagline": "You Know, for Search",
+        }
+    if api == ["_mget"] and method in ("GET", "POST"):
+        check_params(params, READ, endpoint)
+        return mget(store, target or None, json_object(payload, "_mget"), params)
+    if named and not api:
+        if method == "PUT":
+            check_params(params, WAITS, endpoint)
+            return create_index(store, target, json_object(payload, "index creation"))
+        if method == "HEAD":
+            check_params(params, INDEX_OPTIONS | {"local", "master_timeout"}, endpoint)
+            return index_exists(store, target, params)
+        if method == "GET":
+            check_params(params, INDEX_OPTIONS | {"local", "master_timeout"}, endpoint)
+            return get_indices(store, target, params)
+        if method == "DELETE":
+            check_params(params, INDEX_OPTIONS | WAITS, endpoint)
+            return delete_indices(store, target, params)
+    if api == ["_mapping"] and method == "GET":
+        check_params(params, INDEX_OPTIONS | {"local", "master_timeout"}, endpoint)
+        return get_mappings(store, target, params)
+    if api == ["_refresh"] and method in ("GET", "POST"):
+        check_params(params, INDEX_OPTIONS, endpoint)
+        return housekeeping(store, target, params)
+    if named and len(api) == 1:
+        op = api[0]
+        if op == "_search" and method in ("GET", "POST"):
+            check_params(params, SEARCH, endpoint)
+            view = one_index(store, target, params)
+            return 200, run_search(store, view, json_object(payload, "_search"), params)
+        if op == "_count" and method in ("GET", "POST"):
+            check_params(params, INDEX_OPTIONS | {"preference"}, endpoint)
+            return 200, run_count(store, one_index(store, target, params), json_object(payload, "_count"))
+        if op == "_doc" and method == "POST":
+            check_params(params, WRITE | {"op_type"}, endpoint)
+            return write_doc(store, target, None, payload, create=op_type(params) == "create")
+    if named and len(api) == 2 and api[0] in ("_doc", "_create"):
+        (op, doc_id), index = api, target
+        if method in ("PUT", "POST"):
+            check_params(params, WRITE | ({"op_type"} if op == "_doc" else set()), endpoint)
+            return write_doc(store, index, doc_id, payload, create=op == "_create" or op_type(params) == "create")
+        if op == "_doc" and method in ("GET", "HEAD"):
+            check_params(params, READ, endpoint)
+            return get_doc(store, index, doc_id, params)
+        if op == "_doc" and method == "DELETE":
+            check_params(params, WRITE, endpoint)
+            view = store.view(index)
+            if doc_id not in view.slot_of:
+                return 404, {"_index": index, "_id": doc_id, "result": "not_found"}
+            store.write(index, [(doc_id, None, None)])
+            return 200, {"_index": index, "_id": doc_id, "result": "deleted", "_shards": SHARDS}
+    raise unsupported(f"[{endpoint}]")
+
+
+def op_type(params: dict) -> str:
+    value = params.get("op_type", "index")
+    if value not in ("index", "create"):
+        raise bad_request(f"opType must be 'create' or 'index', found: [{value}]")
+    return value
+
+
 def handle(store: Store, method: str, path: str, params: dict, body: bytes | None) -> tuple[int, dict]:
-    """Route one request. Raises EsError for every refusal."""
-    parts = [p for p in path.split("/") if p]
-    payload: Any = orjson.loads(body) if body and not path.endswith("_bulk") else {}
+    """Answer one request. Raises EsError for every refusal."""
     with store.lock:
         store.sync()
-        if not parts:
-            if method in ("GET", "HEAD"):
-                return 200, {
-                    "name": "embedded",
-                    "cluster_name": "embedded (in-process stand-in, not a cluster)",
-                    "version": {"number": VERSION, "build_flavor": "embedded"},
-                    "tagline": "You Know, for Search",
-                }
-        elif parts == ["_bulk"] and method in ("POST", "PUT"):
-            return bulk(store, body or b"", None)
-        elif len(parts) == 1 and not parts[0].startswith("_"):
-            index = parts[0]
-            if method == "PUT":
-                return create_index(store, index, payload)
-            if method == "HEAD":
-                return (200 if store.exists(index) else 404), {}
-            if method == "GET":
-                view = store.view(index)
-                settings = {"index": {"number_of_shards": "1", "number_of_replicas": "0", "uuid": view.uuid}}
-                return 200, {index: {"aliases": {}, "mappings": view.mappings, "settings": settings}}
-            if method == "DELETE":
-                store.delete_index(index)
-                return 200, {"acknowledged": True}
-        elif len(parts) == 2 and not parts[0].startswith("_"):
-            index, op = parts
-            if op == "_mapping" and method == "GET":
-                return 200, {index: {"mappings": store.view(index).mappings}}
-            if op == "_refresh" and method in ("GET", "POST"):
-                store.view(index)
-                return 200, {"_shards": SHARDS}
-            if op == "_search" and method in ("GET", "POST"):
-                return 200, run_search(store, store.view(index), payload, params)
-            if op == "_count" and method in ("GET", "POST"):
-                return 200, run_count(store, store.view(index), payload)
-            if op == "_bulk" and method in ("POST", "PUT"):
-                return bulk(store, body or b"", index)
-            if op == "_doc" and method == "POST":
-                return write_doc(store, index, None, payload, create=False)
-        elif len(parts) == 3 and parts[1] in ("_doc", "_create"):
-            index, op, doc_id = parts
-            if method in ("PUT", "POST"):
-                return write_doc(
-                    store, index, doc_id, payload, create=op == "_create" or params.get("op_type") == "create"
-                )
-            if op == "_doc" and method in ("GET", "HEAD"):
-                return get_doc(store, index, doc_id, params)
-            if op == "_doc" and method == "DELETE":
-                view = store.view(index)
-                if doc_id not in view.slot_of:
-                    return 404, {"_index": index, "_id": doc_id, "result": "not_found"}
-                store.write(index, [(doc_id, None, None)])
-                return 200, {"_index": index, "_id": doc_id, "result": "deleted", "_shards": SHARDS}
-    raise unsupported(f"[{method} /{'/'.join(parts)}]")
+        return route(store, method, [p for p in path.split("/") if p], params, body)

@@ -52,7 +52,7 @@ class EmbeddedNode(BaseNode):
     def perform_request(self, method, target, body=None, headers=None, request_timeout=None) -> NodeApiResponse:
         started = time.perf_counter()
         url = urlsplit(target)
-        params = dict(parse_qsl(url.query))
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
         try:
             status, payload = handle(store_for(self.data_path), method, unquote(url.path), params, body)
         except EsError as error:

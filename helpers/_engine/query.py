@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from helpers._engine.errors import bad_request, unsupported
+from helpers._engine.knn import nearest
 from helpers._engine.store import IndexView
 from helpers._engine.text import analyze, bm25
 
@@ -25,6 +26,16 @@ DATE_MATH = re.compile(r"^now(?:([+-]\d+)([yMwdhHms]))?(?:/([yMwdhHms]))?$")
 SIMILARITY_SCRIPT = re.compile(
     r"""^\s*(cosineSimilarity|dotProduct)\(\s*params\.(\w+)\s*,\s*['"]([\w.]+)['"]\s*\)\s*\+\s*1(?:\.0)?\s*$"""
 )
+# The options each query honours; any other is refused by name (field-keyed queries list
+# the options of their per-field object).
+QUERY_OPTIONS = {
+    "match_all": {"boost"},
+    "ids": {"values", "boost"},
+    "exists": {"field", "boost"},
+    "constant_score": {"filter", "boost"},
+    "script_score": {"query", "script", "boost"},
+}
+FIELD_OPTIONS = {"term": {"value", "boost"}, "prefix": {"value", "boost"}, "terms": set()}
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "H": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
 
 
@@ -83,7 +94,8 @@ def comparable(value: Any, field_type: str | None) -> Any:
 class Matcher:
     """Evaluates queries against one index's live documents."""
 
-    def __init__(self, view: IndexView, sources: list[dict | None]) -> None:
+    def __init__(self, view: IndexView, sources: list[dict | None], size: int = 10) -> None:
+        self.view, self.size = view, size  # size: the request's, the knn query's default k
         self.ids, self.live, self.columns, self.sources = view.ids, view.live, view.columns, sources
         self.properties = view.mappings.get("properties", {})
 
@@ -120,6 +132,8 @@ class Matcher:
         handler = getattr(self, f"q_{kind}", None)
         if handler is None:
             raise unsupported(f"the [{kind}] query")
+        if kind in QUERY_OPTIONS and isinstance(spec, dict) and set(spec) - QUERY_OPTIONS[kind]:
+            raise unsupported(f"{kind} options {sorted(set(spec) - QUERY_OPTIONS[kind])}")
         return handler(spec or {})
 
     def q_match_all(self, spec: dict) -> Result:
@@ -130,13 +144,16 @@ class Matcher:
         return self.constant(lambda source, doc_id: doc_id in wanted, spec.get("boost", 1.0))
 
     def _field_spec(self, spec: dict, name: str) -> tuple[str, Any, float]:
-        fields = {k: v for k, v in spec.items() if k not in ("boost", "_name")}
+        fields = {k: v for k, v in spec.items() if k != "boost"}
         if len(fields) != 1:
             raise bad_request(f"[{name}] query must name exactly one field")
         ((field, value),) = fields.items()
         boost = spec.get("boost", 1.0)
         if isinstance(value, dict):
             boost = value.get("boost", boost)
+            allowed = FIELD_OPTIONS.get(name)
+            if allowed is not None and set(value) - allowed:
+                raise unsupported(f"{name} options {sorted(set(value) - allowed)}")
         return field, value, boost
 
     def q_term(self, spec: dict) -> Result:
@@ -264,6 +281,18 @@ class Matcher:
         tie = 1.0 if kind == "most_fields" else float(spec.get("tie_breaker", 0.0))
         scores = best + tie * (all_scores.sum(axis=0) - best)
         return matches, np.where(matches, scores * np.float32(spec.get("boost", 1.0)), 0).astype(np.float32)
+
+    def q_knn(self, spec: dict) -> Result:
+        """The guide's `query: {"knn": ...}`: the nearest documents (its `filter` a pre-filter),
+        scored as the top-level section scores them; other clauses of a parent query filter after."""
+        found = nearest(self.view, self, spec, self.size, query_form=True)
+        matches = np.zeros(len(self.live), bool)
+        scores = np.zeros(len(self.live), np.float32)
+        if found:
+            slots = np.fromiter(found, np.int64, len(found))
+            matches[slots] = True
+            scores[slots] = np.fromiter(found.values(), np.float32, len(found))
+        return matches, scores
 
     def q_script_score(self, spec: dict) -> Result:
         """Exact kNN as Elasticsearch documents it: similarity to a query vector, plus 1."""

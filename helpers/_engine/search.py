@@ -1,11 +1,5 @@
-"""`_search` and `_count` for the embedded engine: exact kNN with Elasticsearch's scoring.
-
-Scores follow the dense_vector docs: cosine `(1 + cos) / 2`, dot_product `(1 + dot) / 2`,
-l2_norm `1 / (1 + d²)`, max_inner_product `dot + 1` (or `1 / (1 - dot)` below zero). The kNN
-`similarity` option is a floor on the raw similarity (cosine, dot, or a ceiling on the L2
-distance), not on the score. Exact search returns what HNSW approximates, so
-`num_candidates` is validated but cannot lower the quality.
-"""
+"""`_search` and `_count` for the embedded engine: query, kNN (see `knn.py`), sort, pages,
+`_source` filtering and `fields`."""
 
 from __future__ import annotations
 
@@ -17,69 +11,13 @@ from typing import Any
 import numpy as np
 
 from helpers._engine.errors import bad_request, unsupported
+from helpers._engine.knn import nearest
 from helpers._engine.query import NUMERIC_TYPES, Matcher, comparable, field_values
 from helpers._engine.store import IndexView, Store
 
-MAX_NUM_CANDIDATES = 10_000
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}
 KNOWN_BODY_KEYS |= {"sort", "search_after"}
 INTEGER_TYPES = {"long", "integer", "short", "byte", "date"}
-
-
-def score_of(similarity: str, raw: np.ndarray) -> np.ndarray:
-    if similarity in ("cosine", "dot_product"):
-        return (1 + raw) / 2
-    if similarity == "l2_norm":
-        return 1 / (1 + raw**2)
-    return np.where(raw < 0, 1 / (1 - raw), raw + 1)  # max_inner_product
-
-
-def knn_hits(view: IndexView, matcher: Matcher, clause: dict, default_k: int) -> dict[int, float]:
-    """Top-k slots for one kNN clause, as {slot: boosted score}."""
-    unknown = set(clause) - {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost"}
-    if unknown:
-        raise unsupported(f"knn options {sorted(unknown)}")
-    name = clause.get("field")
-    column = view.columns.get(name)
-    if column is None:
-        raise bad_request(f"[knn] queries are only supported on [dense_vector] fields, [{name}] is not one")
-    k = int(clause.get("k", default_k))
-    num_candidates = int(clause.get("num_candidates", min(int(1.5 * k), MAX_NUM_CANDIDATES)))
-    if k < 1:
-        raise bad_request("[k] must be greater than 0")
-    if num_candidates < k:
-        raise bad_request("[num_candidates] cannot be less than [k]")
-    if num_candidates > MAX_NUM_CANDIDATES:
-        raise bad_request(f"[num_candidates] cannot exceed [{MAX_NUM_CANDIDATES}]")
-    query = np.asarray(clause.get("query_vector"), dtype=np.float32)
-    if query.ndim != 1 or len(query) != column.dims:
-        raise bad_request(
-            f"the query vector has a different number of dimensions [{query.size}] than the document vectors "
-            f"[{column.dims}]"
-        )
-    if column.similarity == "cosine" and not np.any(query):
-        raise bad_request("The [cosine] similarity does not support vectors with zero magnitude.")
-    used = len(view.ids)
-    eligible = view.live[:used] & column.present[:used]
-    filters = clause.get("filter", [])
-    for f in filters if isinstance(filters, list) else [filters]:
-        eligible &= matcher.evaluate(f)[0][:used]
-    raw = column.raw_similarity(query, used)
-    if "similarity" in clause:
-        floor = float(clause["similarity"])
-        eligible &= raw <= floor if column.similarity == "l2_norm" else raw >= floor
-    # The score is monotonic in the raw similarity: pick the top k first, score only those.
-    cost = raw if column.similarity == "l2_norm" else -raw
-    eligible_count = int(eligible.sum())
-    if eligible_count < used:
-        cost = np.where(eligible, cost, np.inf)
-    take = min(k, eligible_count)
-    if take == 0:
-        return {}
-    slots = np.argpartition(cost, take - 1)[:take]
-    scores = score_of(column.similarity, raw[slots]).astype(np.float32)
-    boost = float(clause.get("boost", 1.0))
-    return {int(s): float(v) * boost for s, v in zip(slots, scores)}
 
 
 def source_filter(body: dict, params: dict) -> tuple[bool, list[str], list[str]]:
@@ -115,6 +53,9 @@ def keep_field(name: str, includes: list[str], excludes: list[str]) -> bool:
 
 
 def requested_fields(body: dict, view: IndexView) -> list[str]:
+    for entry in body.get("fields", []):
+        if isinstance(entry, dict) and set(entry) - {"field"}:
+            raise unsupported(f"fields options {sorted(set(entry) - {'field'})}")
     patterns = [f["field"] if isinstance(f, dict) else f for f in body.get("fields", [])]
     mapped = list(view.mappings.get("properties", {}))
     return [name for name in mapped if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
@@ -135,11 +76,11 @@ def run_search(store: Store, view: IndexView, body: dict, params: dict) -> dict:
     sorts_by_field = any(name != "_score" for name, _ in sort)
     needs_sources = "query" in body or any("filter" in clause for clause in knn) or sorts_by_field
     sources = store.sources(view) if needs_sources else []
-    matcher = Matcher(view, sources)
+    matcher = Matcher(view, sources, size)
 
     scores: dict[int, float] = {}
     for clause in knn:
-        for slot, score in knn_hits(view, matcher, clause, default_k=size).items():
+        for slot, score in nearest(view, matcher, clause, size, query_form=False).items():
             scores[slot] = scores.get(slot, 0.0) + score
     if "query" in body or not knn:
         matches, query_scores = matcher.evaluate(body.get("query", {"match_all": {}}))
@@ -159,16 +100,52 @@ def run_search(store: Store, view: IndexView, body: dict, params: dict) -> dict:
             hit["sort"] = sort_values[slot]
             if all(name != "_score" for name, _ in sort):
                 hit["_score"] = None  # as a cluster does: sorting by a field does not compute scores
+    found: dict[str, Any] = {"max_score": ranked[0][1] if ranked and not sorts_by_field else None, "hits": hits}
+    total = total_hits(len(ranked), body, params)
     return {
         "took": int((time.perf_counter() - started) * 1000),
         "timed_out": False,
         "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-        "hits": {
-            "total": {"value": len(ranked), "relation": "eq"},
-            "max_score": ranked[0][1] if ranked and not sorts_by_field else None,
-            "hits": hits,
-        },
+        "hits": found if total is None else {"total": total, **found},
     }
+
+
+def parse_track(value: Any) -> bool | int:
+    if isinstance(value, bool) or (isinstance(value, int) and value >= -1):
+        return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    if isinstance(value, str) and value.lstrip("-").isdigit() and int(value) >= -1:
+        return int(value)
+    raise bad_request(f"[track_total_hits] must be true, false or a number of hits, got [{value}]")
+
+
+def check_search_type(params: dict) -> None:
+    """One shard: both search types see the same term statistics, so both are honoured."""
+    kind = params.get("search_type", "query_then_fetch")
+    if kind not in ("query_then_fetch", "dfs_query_then_fetch"):
+        raise bad_request(f"No search type for [{kind}]")
+
+
+def total_hits(count: int, body: dict, params: dict) -> dict | int | None:
+    """`hits.total` as Elasticsearch reports it: exact up to `track_total_hits` (10,000 by
+    default), then a lower bound; left out when tracking is off; a number with
+    `rest_total_hits_as_int`, which requires exact tracking."""
+    check_search_type(params)
+    as_int = params.get("rest_total_hits_as_int", "false") in ("", "true")
+    given = body.get("track_total_hits", params.get("track_total_hits"))
+    track = parse_track(given) if given is not None else (True if as_int else 10_000)
+    if as_int:
+        if track is False or track == -1:
+            return -1
+        if track is not True:
+            raise bad_request("[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate")
+        return count
+    if track is False or track == -1:  # -1: Elasticsearch's "disabled"
+        return None
+    if track is True or count <= track:
+        return {"value": count, "relation": "eq"}
+    return {"value": track, "relation": "gte"}
 
 
 def sort_spec(spec: Any) -> list[tuple[str, bool]]:

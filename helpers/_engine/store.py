@@ -116,6 +116,15 @@ class IndexView:
         if self.sources is not None:
             self.sources[slot] = None
 
+    def field_type(self, name: str) -> str | None:
+        """The mapped type of a dotted field name (objects and multi-fields walked), or None."""
+        spec: dict = self.mappings
+        for part in name.split("."):
+            spec = spec.get("properties", {}).get(part) or spec.get("fields", {}).get(part) or {}
+            if not spec:
+                return None
+        return spec.get("type", "object")
+
     @property
     def count(self) -> int:
         return len(self.slot_of)
@@ -146,6 +155,9 @@ class Store:
             self.data_version = version
 
     # --- indices -------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM indices ORDER BY name")]
 
     def exists(self, index: str) -> bool:
         return self.db.execute("SELECT 1 FROM indices WHERE name = ?", (index,)).fetchone() is not None

@@ -1,0 +1,116 @@
+"""Exact kNN with Elasticsearch's scoring, for the top-level `knn` section and the `knn` query.
+
+Scores follow the dense_vector docs: cosine `(1 + cos) / 2`, dot_product `(1 + dot) / 2`,
+l2_norm `1 / (1 + d²)`, max_inner_product `dot + 1` (or `1 / (1 - dot)` below zero). The
+`similarity` option is a floor on the raw similarity (cosine, dot, or a ceiling on the L2
+distance), not on the score. Exact search returns what HNSW approximates, so
+`num_candidates` is validated but cannot lower the quality.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+
+from helpers._engine.errors import bad_request, unsupported
+from helpers._engine.store import IndexView
+
+MAX_NUM_CANDIDATES = 10_000
+SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost"}
+QUERY_OPTIONS = SECTION_OPTIONS
+
+
+class Filters(Protocol):
+    def evaluate(self, query: dict) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def score_of(similarity: str, raw: np.ndarray) -> np.ndarray:
+    if similarity in ("cosine", "dot_product"):
+        return (1 + raw) / 2
+    if similarity == "l2_norm":
+        return 1 / (1 + raw**2)
+    return np.where(raw < 0, 1 / (1 - raw), raw + 1)  # max_inner_product
+
+
+def whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise bad_request(f"[{name}] must be an integer, got [{value}]")
+    return int(value)
+
+
+def limits(clause: dict, size: int, query_form: bool) -> tuple[int, int]:
+    """(how many neighbours the clause matches, num_candidates), validated as Elasticsearch does.
+    The top-level section keeps `k` (default: `size`); the query form keeps `k` when given,
+    else `num_candidates` per shard (one shard here), and the request's `size` picks the page."""
+    k = whole(clause["k"], "k") if clause.get("k") is not None else None
+    default_candidates = min(math.ceil(1.5 * (k if k is not None else size)), MAX_NUM_CANDIDATES)
+    num_candidates = clause.get("num_candidates")
+    num_candidates = whole(num_candidates, "num_candidates") if num_candidates is not None else default_candidates
+    if k is not None and k < 1:
+        raise bad_request("[k] must be greater than 0")
+    if num_candidates < 1:
+        raise bad_request("[num_candidates] must be greater than 0")
+    if num_candidates > MAX_NUM_CANDIDATES:
+        raise bad_request(f"[num_candidates] cannot exceed [{MAX_NUM_CANDIDATES}]")
+    if k is not None and num_candidates < k:
+        raise bad_request("[num_candidates] cannot be less than [k]")
+    if query_form:
+        return (k if k is not None else num_candidates), num_candidates
+    if k is None and num_candidates < size:
+        raise bad_request(f"[num_candidates] cannot be less than [size] ([{num_candidates}] < [{size}])")
+    return (k if k is not None else size), num_candidates
+
+
+def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_form: bool) -> dict[int, float]:
+    """The clause's nearest documents among those its `filter` lets through (a pre-filter),
+    as {slot: boosted score}."""
+    if not isinstance(clause, dict):
+        raise bad_request("[knn] must be an object")
+    unknown = set(clause) - (QUERY_OPTIONS if query_form else SECTION_OPTIONS)
+    if unknown:
+        raise unsupported(f"knn options {sorted(unknown)}")
+    for required in ("field", "query_vector"):
+        if required not in clause:
+            raise bad_request(f"[knn] requires [{required}]")
+    name = clause["field"]
+    count, _ = limits(clause, size, query_form)
+    column = view.columns.get(name)
+    if column is None:
+        kind = view.field_type(name)
+        if kind is None:  # Elasticsearch matches nothing on an unmapped field
+            return {}
+        raise bad_request(f"[knn] queries are only supported on [dense_vector] fields, [{name}] is of type [{kind}]")
+    try:
+        query = np.asarray(clause["query_vector"], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise bad_request("[query_vector] must be an array of numbers") from None
+    if query.ndim != 1 or len(query) != column.dims:
+        raise bad_request(
+            f"The query vector has a different number of dimensions [{query.size}] than the document vectors "
+            f"[{column.dims}]."
+        )
+    if column.similarity == "cosine" and not np.any(query):
+        raise bad_request("The [cosine] similarity does not support vectors with zero magnitude.")
+    used = len(view.ids)
+    eligible = view.live[:used] & column.present[:used]
+    filters_given = clause.get("filter", [])
+    for f in filters_given if isinstance(filters_given, list) else [filters_given]:
+        eligible &= filters.evaluate(f)[0][:used]
+    raw = column.raw_similarity(query, used)
+    if clause.get("similarity") is not None:
+        floor = float(clause["similarity"])
+        eligible &= raw <= floor if column.similarity == "l2_norm" else raw >= floor
+    # The score is monotonic in the raw similarity: pick the top first, score only those.
+    cost = raw if column.similarity == "l2_norm" else -raw
+    eligible_count = int(eligible.sum())
+    if eligible_count < used:
+        cost = np.where(eligible, cost, np.inf)
+    take = min(count, eligible_count)
+    if take == 0:
+        return {}
+    slots = np.argpartition(cost, take - 1)[:take]
+    scores = score_of(column.similarity, raw[slots]).astype(np.float32)
+    boost = float(clause.get("boost", 1.0))
+    return {int(s): float(v) * boost for s, v in zip(slots, scores)}
