@@ -227,4 +227,6 @@ def load(model_id: str, api_key: str | None):
     try:
         return fetch_and_load(model_id, api_key)
     except Exception as error:
+        if is_broken_file(error):
+            clear_cache(model_id=model_id)  # never left for the next run to trip over
         raise one_line(error, model_id, api_key) from None
