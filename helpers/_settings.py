@@ -205,6 +205,12 @@ def load_settings(
     )
 
 
+def roboflow_key() -> str | None:
+    """ROBOFLOW_API_KEY from the environment, .env or Colab secrets, for a caller without
+    `Settings` at hand; never a prompt."""
+    return lookup("ROBOFLOW_API_KEY", os.environ, read_dotenv(PROJECT_ROOT / ".env"))
+
+
 def datasets_dir() -> Path:
     """Where data sets are downloaded and generated: `DATASETS_PATH` (relative to the project),
     else data/. Read from the environment or .env, not Colab secrets: it is a path, not a secret."""

@@ -21,8 +21,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from helpers._settings import ROBOFLOW_KEY_HELP, scrub_secrets
@@ -37,6 +38,7 @@ INFERENCE_SETTINGS = {
 }
 FILES = ["textual.onnx", "visual.onnx"]  # what Inference's Clip needs in the cache
 OFFLINE_FALLBACK = "or CLIP_MODEL=demo for the offline stand-in"
+T = TypeVar("T")
 
 
 class ModelUnavailable(RuntimeError):
@@ -181,22 +183,23 @@ def progress(total: int | None) -> Iterator[None]:
         bar.close()
 
 
-def fetch_and_load(model_id: str, api_key: str | None):
-    """`Clip(model_id=..., api_key=...)`, announced when it downloads."""
-    from inference.models import Clip
+def download(model_id: str, api_key: str | None) -> None:
+    """Inference's own download of the model's files into its cache (`RoboflowCoreModel`, as
+    `Clip` does it, without opening the ONNX sessions), announced with its size and progress."""
+    from inference.core.models.roboflow import RoboflowCoreModel
 
-    if is_cached(model_id):
-        with quiet_logger():
-            return Clip(model_id=model_id, api_key=api_key)
+    class Weights(RoboflowCoreModel):
+        def get_infer_bucket_file_list(self) -> list[str]:
+            return FILES
+
     with quiet_logger():
         total = download_size(model_id, api_key)
     size = f"{total / 1e6:,.0f} MB" if total else "size unknown"
     print(f"Downloading CLIP model {model_id} from Roboflow ({size}, once: it is kept in the model cache)")
     started = time.perf_counter()
     with progress(total), quiet_logger():
-        clip = Clip(model_id=model_id, api_key=api_key)
-    print(f"Downloaded and loaded {model_id} in {time.perf_counter() - started:.0f} s")
-    return clip
+        Weights(model_id=model_id, api_key=api_key)
+    print(f"Downloaded {model_id} in {time.perf_counter() - started:.0f} s")
 
 
 def one_line(error: Exception, model_id: str, api_key: str | None) -> Exception:
@@ -211,22 +214,42 @@ def one_line(error: Exception, model_id: str, api_key: str | None) -> Exception:
     return error if message is None else ModelUnavailable(scrub_secrets(message, [api_key or ""]))
 
 
-def load(model_id: str, api_key: str | None):
-    """Inference's `Clip` for a model from Roboflow. Weights that arrive broken or do not load
-    are removed with Inference's `clear_cache` and downloaded again, once."""
+def twice(step: Callable[[], T], model_id: str, api_key: str | None) -> T:
+    """`step`, and once more after Inference's `clear_cache` if the weights arrived or were
+    cached broken; then a broken cache is removed too, and every error is one line."""
     from inference.core.cache.model_artifacts import clear_cache
 
-    check_online(model_id)
     try:
-        return fetch_and_load(model_id, api_key)
+        return step()
     except Exception as error:
         if not is_broken_file(error):
             raise one_line(error, model_id, api_key) from None
         print(f"The weights of {model_id} arrived or were cached broken ({type(error).__name__}): downloading again")
     clear_cache(model_id=model_id)
     try:
-        return fetch_and_load(model_id, api_key)
+        return step()
     except Exception as error:
         if is_broken_file(error):
             clear_cache(model_id=model_id)  # never left for the next run to trip over
         raise one_line(error, model_id, api_key) from None
+
+
+def ensure_downloaded(model_id: str, api_key: str | None) -> None:
+    """The model's files in Inference's cache, downloaded if they are not: after this, a plain
+    `Clip(model_id=...)` (as the notebooks write it) only loads them."""
+    check_online(model_id)
+    if not is_cached(model_id):
+        twice(lambda: download(model_id, api_key), model_id, api_key)
+
+
+def load(model_id: str, api_key: str | None):
+    """Inference's `Clip` for a model from Roboflow, from its cache (`ensure_downloaded` first).
+    Cached files that do not load are removed and downloaded again, once."""
+    from inference.models import Clip
+
+    def download_and_open():
+        ensure_downloaded(model_id, api_key)
+        with quiet_logger():
+            return Clip(model_id=model_id, api_key=api_key)
+
+    return twice(download_and_open, model_id, api_key)
