@@ -338,3 +338,46 @@ def test_notebooks_01_to_04_online(double: RoboflowDouble, tmp_path: Path) -> No
     assert double.served("/exports/") == 1 and double.served("/storage/") == 2  # downloaded once, then cached
     answered = [name for name, text in shown.items() if "coffee" in text and HIT.search(text)]
     assert answered, "no notebook answered the text query 'coffee' with hits on COCO 128"
+
+
+def run_cells(cells: list[str], env: dict[str, str], cwd: Path) -> list[dict]:
+    """Each cell's outputs, run in order in one fresh kernel; errors do not stop the run."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    NotebookClient(notebook, timeout=300, allow_errors=True, resources={"metadata": {"path": str(cwd)}}).execute(
+        env=env
+    )
+    return [cell.outputs for cell in notebook.cells]
+
+
+def test_in_a_notebook_each_failure_is_one_clear_exception(double: RoboflowDouble, tmp_path: Path) -> None:
+    env = environment(double.url, tmp_path, WRONG_KEY)
+    model, data = run_cells(
+        [
+            'import helpers\nhelpers.prepare_inference("clip/ViT-B-16")',
+            "helpers.download_coco128(helpers.COCO_DIR, helpers.load_settings())",
+        ],
+        env,
+        tmp_path,
+    )
+    for outputs, ename, words in ((model, "ModelUnavailable", "rejected ROBOFLOW_API_KEY for the CLIP model"),
+                                  (data, "DatasetError", "rejected ROBOFLOW_API_KEY")):  # fmt: skip
+        error = next(o for o in outputs if o.output_type == "error")
+        assert error.ename == ename and words in error.evalue and "\n" not in error.evalue
+        shown = str(outputs)
+        assert WRONG_KEY not in shown and KEY not in shown
+
+
+def test_a_kernel_that_loaded_the_demo_model_says_restart(double: RoboflowDouble, tmp_path: Path) -> None:
+    double.reset()
+    demo, real = run_cells(
+        ['import helpers\nhelpers.load_clip("demo");', 'helpers.prepare_inference("clip/ViT-B-16")'],
+        environment(double.url, tmp_path, KEY),
+        tmp_path,
+    )
+    assert not [o for o in demo if o.output_type == "error"]
+    error = next(o for o in real if o.output_type == "error")
+    assert error.ename == "ModelUnavailable" and "restart the kernel" in error.evalue
+    assert double.served("/core_model/") == 0
