@@ -77,7 +77,18 @@ def explain(error: Exception, settings: Settings) -> str | None:
         index = (error.body or {}).get("error", {}).get("index", "?")
         message = f"index {index!r} does not exist: index some images first (python -m helpers index PATH)"
     elif isinstance(error, ApiError):
-        reason = (error.body or {}).get("error", {}).get("reason", "") if isinstance(error.body, dict) else ""
+
+        def deepest(cause: object) -> str:
+            """The most specific reason: down the `caused_by` chain, else the first root cause
+            ("all shards failed" says less than the shard's own error)."""
+            if not isinstance(cause, dict):
+                return str(cause or "")
+            if isinstance(cause.get("caused_by"), dict):
+                return deepest(cause["caused_by"])
+            roots = [r for r in cause.get("root_cause") or [] if isinstance(r, dict) and r.get("reason")]
+            return str(roots[0]["reason"] if roots else cause.get("reason", ""))
+
+        reason = deepest(error.body.get("error")) if isinstance(error.body, dict) else ""
         message = f"Elasticsearch refused the request ({error.meta.status} {error.error}): {reason}".rstrip(": ")
     else:
         return None

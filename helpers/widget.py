@@ -45,11 +45,27 @@ def shown_request(index: str, body: dict) -> str:
     return f"POST /{index}/_search\n" + json.dumps(body | {"knn": knn | {"query_vector": shortened}}, indent=2)
 
 
+def uploaded_file(upload: widgets.FileUpload) -> tuple[str, bytes] | None:
+    """The last uploaded file's name and content, or None. ipywidgets 8 holds a tuple of dicts;
+    ipywidgets 7 (Colab's) a read-only {name: {"metadata": ..., "content": ...}} dict."""
+    value = upload.value
+    if not value:
+        return None
+    if isinstance(value, dict):
+        name, file = list(value.items())[-1]
+        return name, bytes(file["content"])
+    return value[-1]["name"], bytes(value[-1]["content"])
+
+
 def uploaded_picture(upload: widgets.FileUpload) -> Image.Image | None:
     """The uploaded file as a picture, or None when nothing was uploaded."""
-    if not upload.value:
-        return None
-    return Image.open(io.BytesIO(bytes(upload.value[-1]["content"])))
+    file = uploaded_file(upload)
+    return None if file is None else Image.open(io.BytesIO(file[1]))
+
+
+def forget_upload(upload: widgets.FileUpload) -> None:
+    """Empty the upload (ipywidgets 7 makes its value read-only, hence `set_trait`)."""
+    upload.set_trait("value", {} if isinstance(upload.value, dict) else ())
 
 
 def since_filter(day: date | None) -> str | None:
@@ -69,7 +85,7 @@ class SearchWidget:
         style = {"description_width": "90px"}
         self.text = widgets.Text(description="Text", placeholder="a photo of ...", style=style)
         self.url = widgets.Text(description="Image URL", placeholder="https://...", style=style)
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a picture")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload")
         self.k = widgets.IntSlider(value=5, min=1, max=20, description="Hits (k)", style=style)
         self.floor = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="Min cosine", style=style)
         labels = sorted(boxes.classes)  # the data set's classes: the values of the index's `labels`
@@ -123,11 +139,13 @@ class SearchWidget:
             titles.append(f"text: {text!r}")
         if picture is not None:
             parts.append((self.embedder.embed_images([picture])[0], 0.5))
-            titles.append("picture: " + (picture if isinstance(picture, str) else self.upload.value[-1]["name"]))
+            titles.append("picture: " + (picture if isinstance(picture, str) else uploaded_file(self.upload)[0]))
         return (mix(parts) if len(parts) > 1 else parts[0][0]), " + ".join(titles)
 
     def search(self) -> None:
+        """Search with the text and/or picture given; an uploaded picture is used once."""
         self._run(lambda: (*self.query_vector(), []))
+        forget_upload(self.upload)
 
     def more_like_this(self) -> None:
         def similar() -> tuple[np.ndarray, str, list[str]]:
@@ -151,7 +169,8 @@ class SearchWidget:
             self.request.value = f"<pre>{html.escape(self.last_request)}</pre>"
             self._draw(title)
             took = (time.perf_counter() - started) * 1000
-            self.status.value = html.escape(f"{title}: {len(self.hits)} hits in {took:.0f} ms")
+            best = f"; best: {self.hits[0].filename} [{', '.join(self.hits[0].labels)}]" if self.hits else ""
+            self.status.value = html.escape(f"{title}: {len(self.hits)} hits in {took:.0f} ms{best}")
         except FAILURES as error:
             message = explain(error, load_settings()) if isinstance(error, ApiError | TransportError) else None
             self.status.value = f"<b>error:</b> {html.escape(message or str(error).splitlines()[0])}"

@@ -23,7 +23,7 @@ from elasticsearch.serializer import OrjsonSerializer
 
 from helpers._engine import embedded_client
 from helpers._settings import load_settings
-from helpers.connect import connect
+from helpers.connect import connect, explain
 from helpers.index import MAPPING_VERSION, VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 
@@ -505,3 +505,152 @@ def test_total_hits_tracking_and_as_int(es: Elasticsearch, index: str) -> None:
     assert es.search(index=index, size=0, track_total_hits=10)["hits"]["total"] == {"value": 10, "relation": "gte"}
     assert "total" not in es.search(index=index, size=0, track_total_hits=False)["hits"]
     assert es.search(index=index, size=0, rest_total_hits_as_int=True)["hits"]["total"] == DOCS
+
+
+def test_knn_pre_filter_keeping_few_documents_ranks_exactly_among_them(es: Elasticsearch, index: str, corpus) -> None:
+    _, vectors, _ = corpus
+    query = np.random.default_rng(31).normal(size=DIMS).astype(np.float32)
+    few = [3, 17, 29, 44, 61]  # so few that only their rows are read
+    allowed = np.zeros(DOCS, bool)
+    allowed[few] = True
+    ids_filter = {"ids": {"values": [f"doc-{i:03d}" for i in few]}}
+    hits = knn(es, index, query, k=3)  # unfiltered, for contrast
+    filtered = es.search(index=index, knn=knn_clause(query, k=3, num_candidates=100) | {"filter": ids_filter}, size=3)
+    order, scores = exact_ranking(vectors, query, allowed)
+    assert [h["_id"] for h in filtered["hits"]["hits"]] == [f"doc-{i:03d}" for i in order[:3]]
+    assert np.allclose([h["_score"] for h in filtered["hits"]["hits"]], scores[:3], atol=1e-5)
+    assert [h["_id"] for h in hits] != [h["_id"] for h in filtered["hits"]["hits"]]
+
+
+def test_explained_errors_keep_the_deepest_reason(es: Elasticsearch, index: str) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        knn(es, index, np.ones(DIMS - 1, np.float32), k=3)
+    line = explain(caught.value, load_settings())
+    assert "different number of dimensions" in line and f"[{DIMS - 1}]" in line, line
+
+
+# --- A learner's first hour (issue #18): what Elasticsearch's REST test files do not cover ------
+
+
+@pytest.fixture
+def fresh(es: Elasticsearch) -> Iterator[str]:
+    """A name for an index the test creates by writing to it; deleted afterwards."""
+    name = f"contract-fresh-{uuid.uuid4().hex[:8]}"
+    yield name
+    es.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_writing_creates_the_index_and_maps_new_fields_dynamically(es: Elasticsearch, fresh: str) -> None:
+    document = {"title": "A red cup", "taken": "2026-11-01T12:00:00Z", "width": 640, "ratio": 0.75}
+    document |= {"ok": True, "camera": {"make": "Pentax"}, "tags": ["cup", "red"]}
+    es.index(index=fresh, id="1", document=document, refresh=True)
+    properties = es.indices.get_mapping(index=fresh)[fresh]["mappings"]["properties"]
+    assert properties["title"] == {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    assert (properties["taken"]["type"], properties["width"]["type"], properties["ratio"]["type"]) == (
+        "date",
+        "long",
+        "float",
+    )
+    assert properties["ok"]["type"] == "boolean" and properties["tags"]["type"] == "text"
+    assert properties["camera"]["properties"]["make"]["type"] == "text"
+    assert es.count(index=fresh, query={"term": {"title.keyword": "A red cup"}})["count"] == 1
+    assert es.count(index=fresh, query={"range": {"taken": {"gte": "2026-11-01"}}})["count"] == 1
+
+
+def test_strict_mappings_refuse_new_fields_and_put_mapping_adds_them(es: Elasticsearch, fresh: str) -> None:
+    es.indices.create(index=fresh, mappings={"dynamic": "strict", "properties": {"name": {"type": "keyword"}}})
+    with pytest.raises(BadRequestError) as caught:
+        es.index(index=fresh, id="1", document={"name": "a", "size": 3})
+    assert caught.value.error == "strict_dynamic_mapping_exception"
+    es.indices.put_mapping(index=fresh, properties={"size": {"type": "integer"}})
+    es.index(index=fresh, id="1", document={"name": "a", "size": 3}, refresh=True)
+    assert es.indices.get_mapping(index=fresh)[fresh]["mappings"]["properties"]["size"] == {"type": "integer"}
+    with pytest.raises(BadRequestError):  # a field's type cannot change
+        es.indices.put_mapping(index=fresh, properties={"size": {"type": "keyword"}})
+
+
+def test_text_is_analysed_by_the_standard_analyzer(es: Elasticsearch, fresh: str) -> None:
+    es.indices.create(index=fresh, mappings={"properties": {"caption": {"type": "text"}}})
+    captions = ["A cup of COFFEE, on a table", "The U.S.A. flag", "don't_stop 3.14 believing", "咖啡杯"]
+    operations = [part for i, text in enumerate(captions) for part in ({"index": {"_id": str(i)}}, {"caption": text})]
+    es.bulk(index=fresh, operations=operations, refresh=True)
+
+    def matching(words: str) -> set[str]:
+        hits = es.search(index=fresh, query={"match": {"caption": words}}, size=10)["hits"]["hits"]
+        return {h["_id"] for h in hits}
+
+    assert matching("coffee") == {"0"}  # lower-cased, punctuation dropped
+    assert matching("u.s.a") == {"1"}  # dots between letters stay inside the word
+    assert matching("don't_stop") == {"2"} and matching("3.14") == {"2"}
+    assert matching("咖") == {"3"}  # each ideograph is a word
+    assert matching("stop") == set()  # "don't_stop" is one word, as Unicode word boundaries say
+
+
+def test_search_and_count_across_a_list_and_a_pattern_of_indices(es: Elasticsearch, fresh: str) -> None:
+    other = f"{fresh}-b"
+    try:
+        es.index(index=fresh, id="1", document={"kind": "cup"}, refresh=True)
+        es.index(index=other, id="2", document={"kind": "cup"}, refresh=True)
+        es.index(index=other, id="3", document={"kind": "cat"}, refresh=True)
+        listed = es.search(index=[fresh, other], query={"term": {"kind.keyword": "cup"}})["hits"]["hits"]
+        assert {(h["_index"], h["_id"]) for h in listed} == {(fresh, "1"), (other, "2")}
+        assert es.count(index=f"{fresh}*")["count"] == 3
+        assert es.search(index=f"{fresh}*", size=0, rest_total_hits_as_int=True)["hits"]["total"] == 3
+    finally:
+        es.indices.delete(index=other, ignore_unavailable=True)
+
+
+def test_housekeeping_answers_for_one_several_all_or_no_indices(es: Elasticsearch, index: str) -> None:
+    for call in (es.indices.refresh, es.indices.flush, es.indices.forcemerge):
+        assert call(index=index)["_shards"]["failed"] == 0
+        assert call()["_shards"]["failed"] == 0  # every index
+        with pytest.raises(NotFoundError):
+            call(index=f"{index}-missing")
+    assert es.cluster.health()["status"] in ("green", "yellow")
+
+
+def test_an_id_over_512_bytes_fails_its_item(es: Elasticsearch, index: str) -> None:
+    items = es.bulk(index=index, operations=[{"index": {"_id": "x" * 513}}, {"width": 1}])["items"]
+    assert items[0]["index"]["status"] == 400 and "too long" in items[0]["index"]["error"]["reason"]
+
+
+def test_auto_create_index_follows_the_cluster_setting(es: Elasticsearch, fresh: str, leg: str) -> None:
+    peer_differs(leg, "acknowledges action.auto_create_index but still creates indices on write")
+    es.cluster.put_settings(persistent={"action.auto_create_index": "false"})
+    try:
+        with pytest.raises(NotFoundError) as caught:
+            es.index(index=fresh, document={"a": 1})
+        assert caught.value.error == "index_not_found_exception"
+        es.cluster.put_settings(persistent={"action.auto_create_index": f"+{fresh}*,-*"})
+        es.index(index=fresh, document={"a": 1}, refresh=True)  # the pattern lets this one through
+        with pytest.raises(NotFoundError):
+            es.index(index=f"other-{fresh}", document={"a": 1})
+    finally:
+        es.cluster.put_settings(persistent={"action.auto_create_index": None})
+    assert es.count(index=fresh)["count"] == 1
+
+
+def test_field_options_are_honoured(es: Elasticsearch, fresh: str) -> None:
+    """ignore_above, text terms, match on numbers, minimum_should_match as a share,
+    numeric_detection, and a dense_vector that is stored but not indexed."""
+    properties = {"code": {"type": "keyword", "ignore_above": 5}, "caption": {"type": "text"}}
+    properties |= {"size": {"type": "integer"}, "raw": {"type": "dense_vector", "dims": 3, "index": False}}
+    es.indices.create(index=fresh, mappings={"numeric_detection": True, "properties": properties})
+    es.index(index=fresh, id="1", document={"code": "abc", "caption": "A red cup", "size": 3, "raw": [0.1, 2, 3]})
+    es.index(index=fresh, id="2", document={"code": "abcdefgh", "caption": "A blue cup", "size": 4, "count": "42"})
+    es.indices.refresh(index=fresh)
+
+    def count(query: dict) -> int:
+        return es.count(index=fresh, query=query)["count"]
+
+    assert count({"term": {"code": "abcdefgh"}}) == 0 and count({"term": {"code": "abc"}}) == 1  # over ignore_above
+    assert count({"term": {"caption": "cup"}}) == 2 and count({"term": {"caption": "Cup"}}) == 0  # analysed terms
+    assert count({"match": {"size": "3"}}) == 1
+    words = [{"term": {"caption": word}} for word in ("red", "cup", "green")]
+    assert count({"bool": {"should": words, "minimum_should_match": "60%"}}) == 2  # 1.8 of 3 rounds down to 1
+    assert count({"bool": {"should": words, "minimum_should_match": 2}}) == 1
+    assert es.indices.get_mapping(index=fresh)[fresh]["mappings"]["properties"]["count"]["type"] == "long"
+    assert es.get(index=fresh, id="1")["_source"]["raw"] == [0.1, 2, 3]  # as sent
+    with pytest.raises(BadRequestError) as caught:
+        es.search(index=fresh, knn={"field": "raw", "query_vector": [1, 2, 3], "k": 1, "num_candidates": 2})
+    assert "[index] set to [true]" in explain(caught.value, load_settings())

@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import ipywidgets
 import matplotlib
 import pytest
 
@@ -36,6 +37,16 @@ def uploaded(name: str, content: bytes) -> dict:
     return file | {"last_modified": datetime.now(timezone.utc)}
 
 
+def send_upload(widget: SearchWidget, name: str, content: bytes) -> None:
+    """Put one file in the FileUpload as the browser does: ipywidgets 8 holds a tuple of dicts,
+    ipywidgets 7 (Colab's) a read-only {name: {"metadata": ..., "content": ...}} dict."""
+    if ipywidgets.__version__.startswith("7."):
+        file = {"metadata": {"name": name, "size": len(content)}, "content": content}
+        widget.upload.set_trait("value", {name: file})
+    else:
+        widget.upload.value = (uploaded(name, content),)
+
+
 @pytest.fixture
 def widget(settings: Settings, embedder: ClipEmbedder, demo_set: Path) -> SearchWidget:
     return search_widget(INDEX, demo_set, embedder, settings)
@@ -55,7 +66,7 @@ def test_a_typed_query_finds_pictures_with_that_label_and_shows_the_request(widg
 
 def test_an_uploaded_picture_of_the_data_set_comes_back_first(widget: SearchWidget, demo_set: Path) -> None:
     record = read_records(demo_set)[9]
-    widget.upload.value = (uploaded("mine.jpg", record.path.read_bytes()),)
+    send_upload(widget, "mine.jpg", record.path.read_bytes())
     widget.search()
     assert widget.hits[0].id == record.sha256 and widget.hits[0].score > 0.999
 
@@ -93,7 +104,7 @@ def test_filters_and_floor_go_into_the_request(widget: SearchWidget) -> None:
 def test_bad_input_is_one_line_in_the_widget(widget: SearchWidget, text, url, upload, expected) -> None:
     widget.text.value, widget.url.value = text, url
     if upload:
-        widget.upload.value = (uploaded("x.jpg", upload),)
+        send_upload(widget, "x.jpg", upload)
     widget.search()
     assert widget.status.value.startswith("<b>error:</b>") and expected in widget.status.value
     assert "\n" not in widget.status.value and not widget.go.disabled

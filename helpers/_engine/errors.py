@@ -9,15 +9,46 @@ class EsError(Exception):
     def __init__(self, status: int, error_type: str, reason: str, **extra: object) -> None:
         super().__init__(reason)
         self.status, self.error_type, self.reason, self.extra = status, error_type, reason, extra
+        self.root: dict | None = None  # the root cause, when this error wraps another
+
+    def cause(self) -> dict:
+        return {"type": self.error_type, "reason": self.reason, **self.extra}
 
     def body(self) -> dict:
-        cause = {"type": self.error_type, "reason": self.reason, **self.extra}
-        return {"error": {"root_cause": [cause], **cause}, "status": self.status}
+        cause = self.cause()
+        return {"error": {"root_cause": [self.root or cause], **cause}, "status": self.status}
 
 
-def unsupported(feature: str) -> EsError:
+def refused(error: EsError) -> bool:
+    return error.reason.startswith(REFUSAL)
+
+
+def shard_failure(error: EsError, index: str) -> EsError:
+    """An error raised while one index runs a search, as a cluster reports it: the search
+    phase failed on all shards, caused by (and rooted in) the shard's own error."""
+    inner = error.cause()
+    wrapped = EsError(
+        error.status,
+        "search_phase_execution_exception",
+        "all shards failed",
+        phase="query",
+        grouped=True,
+        failed_shards=[{"shard": 0, "index": index, "node": "embedded", "reason": inner}],
+        caused_by=inner,
+    )
+    wrapped.root = {**inner, "index": index} if "index" not in inner else inner
+    return wrapped
+
+
+REFUSAL = "the embedded engine does not support"
+
+
+def unsupported(area: str, item: str = "", detail: str = "") -> EsError:
+    """A refusal by name: `area` is one row of the README's table of refused features (see
+    `surface.py`), `item` what was asked for, `detail` where."""
+    named = f"{area} [{item}]" if item else area
     return EsError(
-        400, "illegal_argument_exception", f"the embedded engine does not support {feature}; {REAL_CLUSTER_HINT}"
+        400, "illegal_argument_exception", f"{REFUSAL} {named}{f' ({detail})' if detail else ''}; {REAL_CLUSTER_HINT}"
     )
 
 

@@ -21,6 +21,7 @@ SOURCE = {"_source", "_source_includes", "_source_excludes"}
 # Reads are always real-time and there is one copy of each shard, so these cannot change an answer.
 READ = SOURCE | {"realtime", "refresh", "preference"}
 SEARCH = INDEX_OPTIONS | SOURCE | {"size", "from", "track_total_hits", "rest_total_hits_as_int", "timeout"}
+SEARCH |= {"docvalue_fields", "stored_fields"}
 # One shard: search type, caches, batching and partial results cannot change what is found.
 SEARCH |= {"search_type", "typed_keys", "request_cache", "preference", "allow_partial_search_results"}
 SEARCH |= {"ccs_minimize_roundtrips", "batched_reduce_size", "max_concurrent_shard_requests", "pre_filter_shard_size"}
@@ -30,8 +31,7 @@ EXPAND_VALUES = {"open", "closed", "hidden", "none", "all"}
 def check_params(params: dict[str, str], allowed: Iterable[str], endpoint: str) -> None:
     unknown = sorted(set(params) - set(allowed) - PRESENTATION)
     if unknown:
-        names = ", ".join(f"[{name}]" for name in unknown)
-        raise unsupported(f"the parameter{'s' if len(unknown) > 1 else ''} {names} on [{endpoint}]")
+        raise unsupported("the parameter", unknown[0], f"on [{endpoint}]")
 
 
 def flag(params: dict[str, str], name: str, default: bool) -> bool:

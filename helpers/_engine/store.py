@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from helpers._engine.errors import EsError, index_not_found
 
@@ -26,15 +27,41 @@ CREATE TABLE IF NOT EXISTS indices (name TEXT PRIMARY KEY, uuid TEXT NOT NULL, m
 CREATE TABLE IF NOT EXISTS docs (
     idx TEXT NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL, version INTEGER NOT NULL,
     UNIQUE (idx, id));
+CREATE TABLE IF NOT EXISTS index_settings (name TEXT PRIMARY KEY, settings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cluster_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vectors (
     idx TEXT NOT NULL, field TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (idx, id, field)) WITHOUT ROWID;
 """
 
 
-def vector_fields(mappings: dict) -> dict[str, dict]:
-    """Top-level `dense_vector` fields of a mapping, by name."""
-    return {n: spec for n, spec in mappings.get("properties", {}).items() if spec.get("type") == "dense_vector"}
+def vector_fields(mappings: dict, prefix: str = "") -> dict[str, dict]:
+    """`dense_vector` fields of a mapping whose dimension is known, by dotted path (objects walked)."""
+    found = {}
+    for name, spec in mappings.get("properties", {}).items():
+        if spec.get("type") == "dense_vector" and spec.get("dims") is not None:
+            found[f"{prefix}{name}"] = spec
+        elif spec.get("type", "object") == "object":
+            found |= vector_fields(spec, f"{prefix}{name}.")
+    return found
+
+
+def as_written(vector: np.ndarray) -> list[float]:
+    """A stored float32 vector as JSON numbers in their shortest float32 form (0.1, not
+    0.10000000149011612): what was sent comes back, as a cluster's `_source` gives it."""
+    return orjson.loads(orjson.dumps(vector, option=orjson.OPT_SERIALIZE_NUMPY))  # orjson writes float32 shortest
+
+
+def put_at(source: dict, path: str, value: object) -> None:
+    """Put a value back at a dotted path, creating the objects on the way."""
+    *parents, last = path.split(".")
+    node = source
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[last] = value
 
 
 @dataclass
@@ -45,11 +72,14 @@ class VectorColumn:
     similarity: str
     matrix: np.ndarray
     present: np.ndarray  # bool per slot: this document has a vector in this field
+    indexed: bool = True  # `index: false`: stored and returned, not searchable by kNN
 
     @classmethod
     def empty(cls, spec: dict) -> VectorColumn:
         dims = int(spec["dims"])
-        return cls(dims, spec.get("similarity", "cosine"), np.zeros((0, dims), np.float32), np.zeros(0, bool))
+        indexed = spec.get("index", True) is not False
+        similarity = spec.get("similarity", "cosine") if indexed else "l2_norm"  # l2_norm: rows kept as given
+        return cls(dims, similarity, np.zeros((0, dims), np.float32), np.zeros(0, bool), indexed)
 
     def stored_form(self, vector: np.ndarray) -> np.ndarray:
         """Cosine compares directions only: rows are kept unit length so search is one product."""
@@ -57,9 +87,10 @@ class VectorColumn:
             return vector / np.linalg.norm(vector)
         return vector
 
-    def raw_similarity(self, query: np.ndarray, used: int) -> np.ndarray:
-        """Raw similarity of every used slot: one pass over the matrix, no copy of it."""
-        rows = self.matrix[:used]
+    def raw_similarity(self, query: np.ndarray, used: int, slots: np.ndarray | None = None) -> np.ndarray:
+        """Raw similarity of every used slot (one pass over the matrix, no copy of it), or of
+        the given slots only (a pre-filter that keeps few documents reads only their rows)."""
+        rows = self.matrix[:used] if slots is None else self.matrix[slots]
         if self.similarity == "cosine":
             return rows @ (query / np.linalg.norm(query))
         if self.similarity == "l2_norm":
@@ -79,6 +110,8 @@ class IndexView:
     live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     columns: dict[str, VectorColumn] = field(default_factory=dict)
     sources: list[dict | None] | None = None  # loaded on first need (filters, non-kNN queries)
+    # Term-level lookups built from `sources` on first need: {field: {value: slots}}; any write clears them.
+    postings: dict[str, dict] = field(default_factory=dict)
 
     def grow_to(self, size: int) -> None:
         capacity = len(self.live)
@@ -101,6 +134,7 @@ class IndexView:
             self.ids.append(doc_id)
             self.slot_of[doc_id] = slot
         self.live[slot] = True
+        self.postings.clear()
         for name, column in self.columns.items():
             column.present[slot] = name in vectors
             if name in vectors:
@@ -111,6 +145,7 @@ class IndexView:
     def remove(self, doc_id: str) -> None:
         slot = self.slot_of.pop(doc_id)
         self.live[slot] = False
+        self.postings.clear()
         for column in self.columns.values():
             column.present[slot] = False
         if self.sources is not None:
@@ -162,12 +197,15 @@ class Store:
     def exists(self, index: str) -> bool:
         return self.db.execute("SELECT 1 FROM indices WHERE name = ?", (index,)).fetchone() is not None
 
-    def create_index(self, index: str, mappings: dict) -> str:
+    def create_index(self, index: str, mappings: dict, settings: dict | None = None) -> str:
         index_uuid = uuid.uuid4().hex[:22]
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute("INSERT INTO indices VALUES (?, ?, ?)", (index, index_uuid, json.dumps(mappings)))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO index_settings VALUES (?, ?)", (index, json.dumps(settings or {}))
+                )
         except sqlite3.IntegrityError:
             existing = self.view(index).uuid
             raise EsError(
@@ -179,12 +217,39 @@ class Store:
             ) from None
         return index_uuid
 
+    def cluster_settings(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, value FROM cluster_settings"))
+
+    def put_cluster_settings(self, changes: dict[str, str | None]) -> None:
+        """Set (or, with None, reset) cluster settings, in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for name, value in changes.items():
+                if value is None:
+                    self.db.execute("DELETE FROM cluster_settings WHERE name = ?", (name,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO cluster_settings VALUES (?, ?)", (name, value))
+
+    def settings(self, index: str) -> dict:
+        """The settings an index was created with (folders from before settings were kept: none)."""
+        row = self.db.execute("SELECT settings FROM index_settings WHERE name = ?", (index,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def put_mappings(self, index: str, mappings: dict) -> None:
+        """Replace an index's mapping (grown by PUT _mapping or dynamic mapping); the view is
+        reloaded on next use, so new vector fields get their columns."""
+        self.view(index)  # 404 if missing
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("UPDATE indices SET mappings = ? WHERE name = ?", (json.dumps(mappings), index))
+        self.views.pop(index, None)
+
     def delete_index(self, index: str) -> None:
         self.view(index)  # 404 if missing
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            for table in ("indices", "docs", "vectors"):
-                column = "name" if table == "indices" else "idx"
+            for table in ("indices", "index_settings", "docs", "vectors"):
+                column = "name" if table in ("indices", "index_settings") else "idx"
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (index,))
         self.views.pop(index, None)
 
@@ -243,7 +308,7 @@ class Store:
                     f"SELECT id, field, data FROM vectors WHERE idx = ? AND id IN ({marks})", [index, *chunk]
                 )
                 for doc_id, name, blob in rows:
-                    found[doc_id][0][name] = np.frombuffer(blob, np.float32).tolist()
+                    put_at(found[doc_id][0], name, as_written(np.frombuffer(blob, np.float32)))
         return found
 
     def write(self, index: str, ops: list[tuple[str, dict | None, dict[str, np.ndarray] | None]]) -> dict[str, int]:

@@ -1,7 +1,9 @@
-"""Full-text matching for the embedded engine: the `simple` analyzer and Lucene's BM25.
+"""Full-text matching for the embedded engine: the `standard` and `simple` analyzers, and
+Lucene's BM25.
 
-Only what the project's mapping uses is implemented: `text` fields analysed with `simple`
-(runs of letters, lower-cased), and `keyword` fields matched as one whole term. Scores follow
+`text` fields are analysed with `standard` (Elasticsearch's default: Unicode word boundaries,
+lower-cased) or `simple` (runs of letters, lower-cased); `keyword` fields match as one whole
+term. Scores follow
 Lucene's BM25 (k1 = 1.2, b = 0.75, no (k1 + 1) factor); a cluster stores field lengths in
 one byte, so its scores can differ slightly in the third digit, never in which documents match.
 """
@@ -14,14 +16,38 @@ from collections import Counter
 
 import numpy as np
 
-ANALYZERS = {"simple"}
 LETTER_RUNS = re.compile(r"[^\W\d_]+")
+# UAX #29 word boundaries, near enough: letters, digits and connectors ("_") form words; a
+# "." or an apostrophe between two word characters stays inside ("u.s.a", "don't", "3.14");
+# each ideograph, kana or hangul syllable is a word of its own.
+IDEOGRAPHS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+STANDARD_WORDS = re.compile(rf"[{IDEOGRAPHS}]|(?:(?![{IDEOGRAPHS}])\w)+(?:[.'’](?:(?![{IDEOGRAPHS}])\w)+)*")
+MAX_TOKEN_LENGTH = 255
 K1, B = 1.2, 0.75
+# Analyzers Elasticsearch ships that the engine refuses by name (any other name is unknown).
+KNOWN_ANALYZERS = {"whitespace", "stop", "keyword", "pattern", "fingerprint", "english", "french", "german"}
+KNOWN_ANALYZERS |= {"spanish", "italian", "portuguese", "dutch", "russian", "cjk", "arabic", "chinese"}
 
 
-def analyze(text: str) -> list[str]:
+def simple(text: str) -> list[str]:
     """Elasticsearch's `simple` analyzer: split on anything that is not a letter, lower-case."""
     return [token.lower() for token in LETTER_RUNS.findall(text)]
+
+
+def standard(text: str) -> list[str]:
+    """Elasticsearch's `standard` analyzer: the standard tokenizer's words, lower-cased; a
+    word longer than 255 characters is cut into pieces of 255, as the tokenizer does."""
+    tokens = []
+    for word in STANDARD_WORDS.findall(text):
+        tokens += [word[i : i + MAX_TOKEN_LENGTH].lower() for i in range(0, len(word), MAX_TOKEN_LENGTH)]
+    return tokens
+
+
+ANALYZERS = {"standard": standard, "simple": simple}
+
+
+def analyze(text: str, analyzer: str = "standard") -> list[str]:
+    return ANALYZERS[analyzer](text)
 
 
 def bm25(documents: list[list[str] | None], terms: list[str], require_all: bool, norms: bool) -> tuple:
