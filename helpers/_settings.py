@@ -19,6 +19,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_CLIP_MODEL = "clip/ViT-B-16"
 DEFAULT_INDEX_NAME = "images"
+# What every message about a missing or rejected Roboflow key says.
+ROBOFLOW_KEY_HELP = (
+    "set ROBOFLOW_API_KEY (a free Roboflow account gives one: https://app.roboflow.com, Settings > API Keys); "
+    "both the CLIP model and the COCO 128 download need it"
+)
 
 SECRET_NAMES = ("ELASTIC_API_KEY", "ELASTIC_PASSWORD", "ROBOFLOW_API_KEY")
 VARIABLE_NAMES = (
@@ -78,6 +83,7 @@ class Settings:
     elastic_password: Secret | None = None
     roboflow_api_key: Secret | None = None
     clip_model: str = DEFAULT_CLIP_MODEL
+    clip_model_explicit: bool = False  # CLIP_MODEL was set: an index built with another model is refused
     index_name: str = DEFAULT_INDEX_NAME
     embedded_es_path: Path = field(default_factory=lambda: DATA_DIR / "embedded-es")
     ca_certs: Path | None = None
@@ -189,6 +195,7 @@ def load_settings(
         elastic_password=secret("ELASTIC_PASSWORD"),
         roboflow_api_key=secret("ROBOFLOW_API_KEY"),
         clip_model=values["CLIP_MODEL"] or DEFAULT_CLIP_MODEL,
+        clip_model_explicit=bool(values["CLIP_MODEL"]),
         index_name=values["INDEX_NAME"] or DEFAULT_INDEX_NAME,
         embedded_es_path=project_path("EMBEDDED_ES_PATH", DATA_DIR / "embedded-es"),
         embedding_cache_path=project_path("EMBEDDING_CACHE_PATH", DATA_DIR / "cache" / "embeddings.sqlite"),
@@ -198,8 +205,27 @@ def load_settings(
     )
 
 
+def roboflow_key() -> str | None:
+    """ROBOFLOW_API_KEY from the environment, .env or Colab secrets, for a caller without
+    `Settings` at hand; never a prompt."""
+    return lookup("ROBOFLOW_API_KEY", os.environ, read_dotenv(PROJECT_ROOT / ".env"))
+
+
+def datasets_dir() -> Path:
+    """Where data sets are downloaded and generated: `DATASETS_PATH` (relative to the project),
+    else data/. Read from the environment or .env, not Colab secrets: it is a path, not a secret."""
+    value = lookup("DATASETS_PATH", os.environ, read_dotenv(PROJECT_ROOT / ".env"), colab=lambda name: None)
+    return PROJECT_ROOT / value if value else DATA_DIR
+
+
+def scrub_secrets(text: str, secrets: list[str]) -> str:
+    """Replace each of `secrets` in `text` with asterisks."""
+    for value in secrets:
+        if value:
+            text = text.replace(value, "********")
+    return text
+
+
 def scrub(text: str, settings: Settings) -> str:
     """Replace every configured secret in `text` with asterisks (for error messages)."""
-    for value in settings.secret_values():
-        text = text.replace(value, "********")
-    return text
+    return scrub_secrets(text, settings.secret_values())

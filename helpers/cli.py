@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from helpers._settings import DATA_DIR, load_settings, scrub
+from helpers._settings import DATA_DIR, datasets_dir, load_settings, scrub
 from helpers.dedup import DEFAULT_THRESHOLD
 from helpers.index import INDEX_OPTIONS
 
@@ -146,11 +146,12 @@ def search_options(args: argparse.Namespace) -> dict:
 def run_query(args: argparse.Namespace, options: dict, es, settings, index: str) -> tuple[list, str]:
     """The hits and a title for whichever query the flags describe."""
     from helpers import hybrid, search
+    from helpers._follow import model_for_index
     from helpers.clip import embedder_for
 
     if args.text is None and args.image is None:
         return search.search_similar(es, index, args.similar_to, **options), f"more like {args.similar_to[:12]}"
-    embedder = embedder_for(settings)
+    embedder = embedder_for(settings, model_for_index(es, index, settings))
     if args.hybrid:
         hits, fusion = hybrid.hybrid_search(
             es, embedder, index, args.text, fusion=args.fusion, word_weight=args.word_weight, **options
@@ -174,6 +175,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     settings = load_settings()
     index = args.index or settings.index_name
     es = connect(settings, quiet=args.json)
+    if not es.indices.exists(index=index):  # before a model loads (or downloads) for nothing
+        raise UsageError(f"index {index!r} does not exist: index some images first (python -m helpers index PATH)")
     hits, title = run_query(args, options, es, settings, index)
     if args.json:
         emit([hit.as_json() for hit in hits], True, "")
@@ -200,15 +203,19 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from helpers._follow import model_for_index
     from helpers.classify import classify, parse_labels
     from helpers.clip import embedder_for
+    from helpers.connect import connect
 
     try:
         labels = parse_labels(args.labels)
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_picture(args.image)
-    ranked = classify(embedder_for(load_settings()), args.image, labels)
+    settings = load_settings()
+    model = model_for_index(connect(settings, quiet=True), settings.index_name, settings)  # the index's, if any
+    ranked = classify(embedder_for(settings, model), args.image, labels)
     human = "\n".join(f"  {r['probability']:7.2%}  {r['score']:.4f}  {r['label']}" for r in ranked)
     emit(ranked, args.json, f"{args.image}: labels by CLIP similarity (probability, cosine)\n{human}")
     return 0
@@ -227,9 +234,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from helpers.show import plot_hits
 
     settings = load_settings()
-    choice = choose_data(settings)
-    embedder = embedder_for(settings, choice.model)
     es = connect(settings)
+    choice = choose_data(settings, None if args.recreate else es)  # run again: the index's model
+    embedder = embedder_for(settings, choice.model)
     report = index_folder(es, embedder, choice.data_dir, settings.index_name, recreate=args.recreate)
     print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {len(report.skipped)} skipped)")
 
@@ -270,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_demo_model)
 
     p = sub.add_parser("download-coco", help="download COCO 128 (Roboflow with a key, public zip without)")
-    p.add_argument("--out", default=str(DATA_DIR / "coco128"))
+    p.add_argument("--out", default=str(datasets_dir() / "coco128"))
     p.set_defaults(run=cmd_download_coco)
 
     p = sub.add_parser("eval", help="precision@k of text-to-image and image-to-image retrieval")
@@ -337,15 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     from elastic_transport import TransportError
     from elasticsearch import ApiError
 
+    from helpers._download import DatasetError
     from helpers._fetch import ImageFetchError
+    from helpers._weights import ModelUnavailable
     from helpers.connect import ClusterError, explain
-    from helpers.data import DatasetUnavailable
     from helpers.index import IndexMismatch
     from helpers.search import DocumentNotFound
 
     args = build_parser().parse_args(argv)
     settings = load_settings()
-    known = (UsageError, DatasetUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError, ClusterError)
+    known = (UsageError, DatasetError, ModelUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError, ClusterError)
     try:
         return args.run(args)
     except known as error:

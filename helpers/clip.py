@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from helpers import _pipeline
+from helpers import _weights as weights
 from helpers._cache import EmbeddingCache
 from helpers._fetch import fetched
 from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN_NOTICE, install_demo_model
 from helpers._pipeline import MAX_BATCH, ImageInput, chunks, normalise, vector_or_raise
 from helpers._quiet import quiet_import, quiet_inference_models
-from helpers._settings import DATA_DIR, Settings
+from helpers._settings import DATA_DIR, Settings, roboflow_key
 
 DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
 
@@ -50,31 +51,38 @@ def model_cache_dir() -> Path:
     return Path(os.environ.setdefault("MODEL_CACHE_DIR", str(DEFAULT_MODEL_CACHE)))
 
 
-def prepare_inference(model_id: str) -> None:
+def prepare_inference(model_id: str, api_key: str | None = None) -> None:
     """Call before `from inference.models import Clip`: Inference reads its environment once,
     at import. The model cache goes under data/; the demo model, which needs no network, is
-    installed there with offline mode on (no version check either). The import itself (6 to
-    8 s) happens here, and Inference's noise is kept out of the output (`helpers._quiet`)."""
+    installed there with offline mode on. For the others, Inference's own settings for a safe
+    download are switched on and the weights are downloaded here if they are not cached
+    (announced, with progress, one line if it fails; `helpers._weights`), so that a plain
+    `Clip(model_id=...)` only loads them. The key defaults to ROBOFLOW_API_KEY (environment,
+    .env, Colab secrets). The import itself (6 to 8 s) happens here, and Inference's noise is
+    kept out of the output (`helpers._quiet`)."""
     cache_dir = model_cache_dir()
+    weights.configure()
     if is_stand_in(model_id_for(model_id)):
         os.environ.setdefault("OFFLINE_MODE", "True")
-        os.environ.setdefault("DISABLE_VERSION_CHECK", "True")
         install_demo_model(cache_dir)
     with quiet_import():
         from inference.models import Clip  # noqa: F401  (a lazy attribute: this imports the model code)
     quiet_inference_models()
+    if not is_stand_in(model_id_for(model_id)):
+        weights.ensure_downloaded(model_id_for(model_id), api_key or roboflow_key())
 
 
 def load_clip(model_id: str, api_key: str | None = None):
     """`inference.models.Clip(model_id=..., api_key=...)`, with Inference's load messages kept
-    out of the output. Inference reads ROBOFLOW_API_KEY from the environment only; a key that
-    came from .env or Colab secrets is passed on explicitly."""
-    model_id = model_id_for(model_id)
+    out of the output. Inference reads ROBOFLOW_API_KEY from the environment only; a key from
+    .env or Colab secrets is passed on explicitly."""
+    model_id, api_key = model_id_for(model_id), api_key or roboflow_key()
     started = time.perf_counter()
-    prepare_inference(model_id)
+    prepare_inference(model_id, api_key)
     from inference.models import Clip
 
-    clip = Clip(model_id=model_id, api_key=api_key)
+    # A model from Roboflow goes through `weights.load`: weights that do not load are fetched again.
+    clip = Clip(model_id=model_id, api_key=api_key) if is_stand_in(model_id) else weights.load(model_id, api_key)
     print(f"Roboflow Inference loaded CLIP model {model_id} in {time.perf_counter() - started:.1f} s")
     return clip
 

@@ -5,26 +5,34 @@ The guide downloads COCO 128 with Roboflow's SDK (notebook 02 shows the call):
 
     Roboflow(api_key=KEY).workspace("team-roboflow").project("coco-128").version(2).download("yolov8")
 
-Without a key, the public COCO 128 zip is used; both end in the same YOLO layout.
+Without a key, the public COCO 128 zip is used; both end in the same YOLO layout. One line
+says where the data comes from. Without a key, a network that cannot be reached falls back
+to the offline demo set; with a key, Roboflow was asked for, so every failure stops, in one
+line that says what to do (`helpers._roboflow`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import supervision as sv
 
-from helpers._download import PUBLIC_ZIP_URL, DatasetUnavailable, download_public_zip
+from helpers import _roboflow
+from helpers._download import PUBLIC_ZIP_URL, DatasetUnavailable, download_public_zip, network_reason
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._offline.demo_model import DEMO_MODEL_ID
 from helpers._scan import ImageRecord, find_class_names, label_file_for, scan
-from helpers._settings import DATA_DIR, Settings
+from helpers._settings import PROJECT_ROOT, Settings, datasets_dir
 from helpers.clip import model_id_for
 
-ROBOFLOW_WORKSPACE, ROBOFLOW_PROJECT, ROBOFLOW_VERSION = "team-roboflow", "coco-128", 2
-COCO_DIR = DATA_DIR / "coco128"
-DEMO_DATA_DIR = DATA_DIR / "demo"
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+COCO_DIR = datasets_dir() / "coco128"
+DEMO_DATA_DIR = datasets_dir() / "demo"
 COCO_QUERY = "coffee"
 DEMO_QUERY = "a photo of a red circle"
 OFFLINE_HINT = "offline? use the demo set instead: `python -m helpers demo-data --out data/demo` (or `make demo`)"
@@ -47,27 +55,34 @@ def is_downloaded(dest: Path) -> bool:
     return (dest / "data.yaml").is_file() and any(dest.rglob("*.jpg"))
 
 
-def download_with_roboflow(dest: Path, api_key: str) -> Path:
-    """The guide's way: Roboflow's SDK exports version 2 of the project in YOLOv8 format."""
-    from roboflow import Roboflow
+def shown(path: Path) -> Path:
+    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
 
-    project = Roboflow(api_key=api_key).workspace(ROBOFLOW_WORKSPACE).project(ROBOFLOW_PROJECT)
-    project.version(ROBOFLOW_VERSION).download("yolov8", location=str(dest), overwrite=True)
-    return dest
+
+def source_of(dest: Path) -> str:
+    """Where a downloaded COCO 128 came from: Roboflow's export says so in its README."""
+    return "Roboflow" if (dest / "README.roboflow.txt").is_file() else "the public zip"
 
 
 def download_coco128(dest: Path, settings: Settings, url: str = PUBLIC_ZIP_URL) -> Path:
-    """Fetch COCO 128 into `dest` unless it is already there. Raises `DatasetUnavailable` with
-    a one-line message (naming the offline demo option) when the network cannot be reached."""
+    """Fetch COCO 128 into `dest` unless it is already there, and say where it comes from.
+    With a Roboflow key, the guide's way (`helpers._roboflow`); without one, the public zip.
+    Every failure is a `DatasetError` with a one-line message; `DatasetUnavailable` (a
+    subclass) when the network or the service is out of reach."""
     if is_downloaded(dest):
+        print(f"Data: COCO 128 from {source_of(dest)}, downloaded before, in {shown(dest)}")
         return dest
+    if settings.roboflow_api_key:
+        print(f"Data: COCO 128 from Roboflow ({_roboflow.SOURCE}, YOLOv8 export), downloading into {shown(dest)}")
+        return _roboflow.download(dest, settings.roboflow_api_key.reveal())
+    print(f"Data: COCO 128 from the public zip (no ROBOFLOW_API_KEY), downloading into {shown(dest)}")
     try:
-        if settings.roboflow_api_key:
-            return download_with_roboflow(dest, settings.roboflow_api_key.reveal())
         return download_public_zip(dest, url)
-    except OSError as error:  # URLError, timeouts, and requests' ConnectionError all derive from it
-        reason = getattr(error, "reason", error)
-        raise DatasetUnavailable(f"could not download COCO 128 ({reason}); {OFFLINE_HINT}") from None
+    except OSError as error:  # requests' errors derive from it
+        where = urlsplit(url).netloc
+        raise DatasetUnavailable(
+            f"could not download COCO 128 from {where} ({network_reason(error)}); {OFFLINE_HINT}"
+        ) from None
 
 
 def demo_data() -> Path:
@@ -77,14 +92,23 @@ def demo_data() -> Path:
     return DEMO_DATA_DIR
 
 
-def choose_data(settings: Settings) -> DataChoice:
-    """COCO 128 with the configured CLIP model, or, when COCO 128 cannot be downloaded or the
-    demo model is asked for, the offline stand-ins: demo data with the demo model."""
+def choose_data(settings: Settings, es: Elasticsearch | None = None) -> DataChoice:
+    """COCO 128 with the configured CLIP model, or, when the demo model is asked for or COCO 128
+    is out of reach without a Roboflow key, the offline stand-ins: demo data with the demo model.
+    With `es` (notebooks after 01, the demo run again), the model recorded in the index
+    `settings.index_name` decides unless CLIP_MODEL is set (`helpers._follow`)."""
+    from helpers._follow import model_for_index
+
     model = model_id_for(settings.clip_model)
+    if es is not None and (recorded := model_for_index(es, settings.index_name, settings)) != model:
+        print(f"Model: {recorded}, the one index {settings.index_name!r} was built with (CLIP_MODEL is not set)")
+        model = recorded
     if model != DEMO_MODEL_ID:
         try:
             return DataChoice(download_coco128(COCO_DIR, settings), model, COCO_QUERY)
         except DatasetUnavailable as error:
+            if settings.roboflow_api_key:  # Roboflow was asked for: no silent stand-in
+                raise
             print(f"COCO 128 is out of reach ({error}).")
             print("Switching to the offline stand-ins: the demo model and the synthetic demo data.")
     print("Data: the synthetic demo set (a stand-in for COCO 128).")

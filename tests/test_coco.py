@@ -1,12 +1,11 @@
-"""COCO 128 download paths, exercised without the internet: a local HTTP server stands in
-for the public zip's host, and a stub module stands in for the Roboflow SDK."""
+"""The public COCO 128 zip, exercised without the internet: a local HTTP server stands in for
+its host. (The Roboflow SDK's path runs against a double of Roboflow's API in test_online.py.)"""
 
 import http.server
 import io
 import socket
-import sys
 import threading
-import types
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from PIL import Image
 
 from helpers._download import COCO_CLASS_NAMES, DatasetUnavailable
 from helpers._scan import ImageRecord, scan
-from helpers._settings import Secret, Settings
+from helpers._settings import Settings
 from helpers.data import download_coco128
 
 
@@ -68,39 +67,6 @@ def test_public_zip_without_a_key(tmp_path: Path, zip_server) -> None:
     assert len(requests) == 1  # already there: not fetched again
 
 
-def test_roboflow_sdk_with_a_key(tmp_path: Path, monkeypatch) -> None:
-    calls = []
-
-    class Version:
-        def download(self, model_format: str, location: str, overwrite: bool) -> None:
-            calls.append(("download", model_format, overwrite))
-            (Path(location) / "train" / "images").mkdir(parents=True)
-            Image.new("RGB", (8, 8)).save(Path(location) / "train" / "images" / "x.jpg")
-            (Path(location) / "data.yaml").write_text("names: [cup]\n")
-
-    class Roboflow:
-        def __init__(self, api_key: str) -> None:
-            calls.append(("key", api_key))
-
-        def workspace(self, name: str):
-            calls.append(("workspace", name))
-            return types.SimpleNamespace(
-                project=lambda p: calls.append(("project", p))
-                or types.SimpleNamespace(version=lambda v: calls.append(("version", v)) or Version())
-            )
-
-    monkeypatch.setitem(sys.modules, "roboflow", types.SimpleNamespace(Roboflow=Roboflow))
-    dest = download_coco128(tmp_path / "c", Settings(roboflow_api_key=Secret("rf-key")), url="http://unused")
-    assert calls == [
-        ("key", "rf-key"),
-        ("workspace", "team-roboflow"),
-        ("project", "coco-128"),
-        ("version", 2),
-        ("download", "yolov8", True),
-    ]
-    assert (dest / "data.yaml").is_file()
-
-
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,3 +91,26 @@ def test_cli_offline_exits_2_with_one_line(tmp_path: Path, monkeypatch, capsys) 
     assert cli.main(["download-coco", "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: could not download COCO 128") and "\n" not in err
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A port whose connections are never accepted: the listen queue is full, so the kernel
+    drops the next handshake, as a firewall that drops packets does."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    filler = socket.create_connection(server.getsockname())
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/coco128.zip"
+    filler.close()
+    server.close()
+
+
+def test_public_zip_gives_up_quickly_when_nothing_answers(tmp_path: Path, black_hole: str) -> None:
+    from helpers._download import DOWNLOAD_TIMEOUT_S
+
+    started = time.perf_counter()
+    with pytest.raises(DatasetUnavailable) as caught:
+        download_coco128(tmp_path / "c", Settings(), url=black_hole)
+    assert time.perf_counter() - started < DOWNLOAD_TIMEOUT_S[0] + 3
+    assert "no answer in time" in str(caught.value) and "demo-data" in str(caught.value)

@@ -96,3 +96,19 @@ def test_colab_secrets_are_read_from_userdata(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     settings = load_settings(environ={}, dotenv_path=tmp_path / "none")
     assert settings.roboflow_api_key.reveal() == "from-colab"
+
+
+def test_an_explicit_clip_model_is_told_apart_from_the_default(tmp_path: Path) -> None:
+    def explicit(environ: dict) -> bool:
+        return load_settings(environ=environ, dotenv_path=tmp_path / "none", colab=no_colab).clip_model_explicit
+
+    assert explicit({"CLIP_MODEL": "demo"}) and not explicit({}) and not explicit({"CLIP_MODEL": ""})
+
+
+def test_datasets_path_is_relative_to_the_project(monkeypatch) -> None:
+    from helpers._settings import DATA_DIR, PROJECT_ROOT, datasets_dir
+
+    monkeypatch.setenv("DATASETS_PATH", "data/elsewhere")
+    assert datasets_dir() == PROJECT_ROOT / "data" / "elsewhere"
+    monkeypatch.setenv("DATASETS_PATH", "")
+    assert datasets_dir() == DATA_DIR
