@@ -20,7 +20,17 @@ from helpers.evaluate import evaluate as evaluate
 _EXPORTS = {
     "helpers._settings": ["Settings", "load_settings"],
     "helpers.connect": ["ClusterError", "describe"],
-    "helpers.data": ["COCO_DIR", "DataChoice", "choose_data", "detections", "download_coco128", "read_records"],
+    "helpers._download": ["DatasetError", "DatasetUnavailable"],
+    "helpers._weights": ["ModelUnavailable"],
+    "helpers.data": [
+        "COCO_DIR",
+        "DataChoice",
+        "choose_data",
+        "detections",
+        "download_coco128",
+        "read_records",
+        "roboflow_calls",
+    ],
     "helpers.clip": ["ClipEmbedder", "embedder_for", "load_clip", "prepare_inference"],
     "helpers.index": ["IndexMismatch", "IndexReport", "document", "ensure_index", "index_folder", "index_mapping"],
     "helpers.search": [

@@ -26,7 +26,7 @@ from helpers import _pipeline
 from helpers import _weights as weights
 from helpers._cache import EmbeddingCache
 from helpers._fetch import fetched
-from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN_NOTICE, install_demo_model
+from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN, STAND_IN_NOTICE, install_demo_model
 from helpers._pipeline import MAX_BATCH, ImageInput, chunks, normalise, vector_or_raise
 from helpers._quiet import quiet_import, quiet_inference_models
 from helpers._settings import DATA_DIR, Settings, roboflow_key
@@ -83,7 +83,8 @@ def load_clip(model_id: str, api_key: str | None = None):
 
     # A model from Roboflow goes through `weights.load`: weights that do not load are fetched again.
     clip = Clip(model_id=model_id, api_key=api_key) if is_stand_in(model_id) else weights.load(model_id, api_key)
-    print(f"Roboflow Inference loaded CLIP model {model_id} in {time.perf_counter() - started:.1f} s")
+    what = f" ({STAND_IN}: meaningful on the demo data only)" if is_stand_in(model_id) else ""
+    print(f"Roboflow Inference loaded CLIP model {model_id}{what} in {time.perf_counter() - started:.1f} s")
     return clip
 
 
@@ -96,7 +97,7 @@ class ClipEmbedder:
         self.cache = EmbeddingCache(cache_path, self.model_id) if cache_path else None
         self.data_parallel = False  # see `go_data_parallel`
         self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured, never assumed
-        if self.is_stand_in:
+        if self.is_stand_in and clip is not None:  # `load_clip` said so when it loaded the model
             print(STAND_IN_NOTICE)
 
     @property

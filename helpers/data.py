@@ -13,11 +13,14 @@ line that says what to do (`helpers._roboflow`).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import requests
 import supervision as sv
 
 from helpers import _roboflow
@@ -25,7 +28,7 @@ from helpers._download import PUBLIC_ZIP_URL, DatasetUnavailable, download_publi
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._offline.demo_model import DEMO_MODEL_ID
 from helpers._scan import ImageRecord, find_class_names, label_file_for, scan
-from helpers._settings import PROJECT_ROOT, Settings, datasets_dir
+from helpers._settings import PROJECT_ROOT, Settings, datasets_dir, scrub
 from helpers.clip import model_id_for
 
 if TYPE_CHECKING:
@@ -85,6 +88,23 @@ def download_coco128(dest: Path, settings: Settings, url: str = PUBLIC_ZIP_URL) 
         ) from None
 
 
+@contextlib.contextmanager
+def roboflow_calls(settings: Settings) -> Iterator[None]:
+    """Around the roboflow SDK's calls written out (notebook 02): each request gets a deadline
+    (the SDK sets none), and what the SDK raises (its errors hold the API's answer, which
+    echoes the key) becomes one line with no key in it."""
+    from roboflow.adapters.rfapi import RoboflowError
+
+    try:
+        with _roboflow.deadlines(_roboflow.request_timeout()):
+            yield
+    except requests.RequestException as error:
+        raise DatasetUnavailable(f"cannot reach Roboflow's API ({network_reason(error)}): {OFFLINE_HINT}") from None
+    except (RuntimeError, RoboflowError) as error:
+        failure = _roboflow.failure(str(error), "downloading COCO 128")
+        raise type(failure)(scrub(str(failure), settings)) from None
+
+
 def demo_data() -> Path:
     """The demo set (128 images, seed 0), generated once."""
     if not (DEMO_DATA_DIR / "data.yaml").is_file():
@@ -109,8 +129,9 @@ def choose_data(settings: Settings, es: Elasticsearch | None = None) -> DataChoi
         except DatasetUnavailable as error:
             if settings.roboflow_api_key:  # Roboflow was asked for: no silent stand-in
                 raise
-            print(f"COCO 128 is out of reach ({error}).")
-            print("Switching to the offline stand-ins: the demo model and the synthetic demo data.")
+            why = str(error).split(";")[0]  # the rest is the offline advice this line acts on
+            print(f"Data: the synthetic demo set with the demo model, offline stand-ins ({why})")
+            return DataChoice(demo_data(), DEMO_MODEL_ID, DEMO_QUERY)
     print("Data: the synthetic demo set (a stand-in for COCO 128).")
     return DataChoice(demo_data(), DEMO_MODEL_ID, DEMO_QUERY)
 

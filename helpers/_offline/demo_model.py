@@ -10,10 +10,8 @@ from helpers._settings import PROJECT_ROOT
 
 DEMO_MODEL_ID = "clip/demo"
 DEMO_MODEL_FILES = PROJECT_ROOT / "data" / "demo_model"
-STAND_IN_NOTICE = (
-    "NOTE: using the offline demo CLIP model (a stand-in trained on synthetic shapes, "
-    "not OpenAI's CLIP): its results are only meaningful on the demo data set."
-)
+STAND_IN = "the offline demo model, a stand-in trained on synthetic shapes, not OpenAI's CLIP"
+STAND_IN_NOTICE = f"NOTE: using {STAND_IN}: its results are only meaningful on the demo data set."
 
 
 def install_demo_model(cache_dir: Path) -> Path:
