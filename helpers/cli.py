@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     from elasticsearch import ApiError
 
     from helpers._fetch import ImageFetchError
+    from helpers._remote import InferenceServerError  # server mode's one-line failures
     from helpers.connect import ClusterError, explain
     from helpers.data import DatasetUnavailable
     from helpers.index import IndexMismatch
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     known = (UsageError, DatasetUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError, ClusterError)
+    known += (InferenceServerError,)
     try:
         return args.run(args)
     except known as error:

@@ -1,0 +1,142 @@
+"""A real Roboflow Inference server on 127.0.0.1: the `inference` package's own HTTP application
+(`HttpInterface` over a `ModelManager`, as its Docker image builds it in
+`docker/config/cpu_http.py`) served by uvicorn, with the committed demo model in its model
+cache and no network (`OFFLINE_MODE`).
+
+    python -m tests.inference_server --port 9001     # then INFERENCE_SERVER_URL=http://127.0.0.1:9001
+
+Faults on demand, for the failure tests: `POST /rehearsal/fault?mode=500|slow|none` makes the
+CLIP routes answer 500, or stall for `SLOW_S` seconds before the real answer, until reset.
+The control route and the faults live in a thin ASGI wrapper; everything else is Inference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from helpers._settings import PROJECT_ROOT
+
+SLOW_S = 30
+SERVER_ENV = {
+    "OFFLINE_MODE": "True",  # the demo model is local: no weights download, no telemetry
+    "DISABLE_VERSION_CHECK": "True",
+    "USE_INFERENCE_MODELS": "False",  # Inference's own `Clip` (ONNX), which reads the demo model's folder
+    "ACTIVE_LEARNING_ENABLED": "False",
+    "METRICS_ENABLED": "False",
+    "ENABLE_STREAM_API": "False",
+    "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS": "False",  # nothing on this server runs user code
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def with_faults(app):
+    """Inference's ASGI app, with the CLIP routes made to fail or stall while a fault is set."""
+    fault = {"mode": "none"}
+
+    async def faulty(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/rehearsal/fault":
+            fault["mode"] = scope["query_string"].decode().removeprefix("mode=")
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if scope["type"] == "http" and scope["path"].startswith("/clip/"):
+            if fault["mode"] == "500":
+                body = b'{"message": "Internal error: rehearsed failure"}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 500, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if fault["mode"] == "slow":
+                await asyncio.sleep(SLOW_S)
+        await app(scope, receive, send)
+
+    return faulty
+
+
+def serve(port: int) -> None:
+    """Build the server as Inference's Docker image does, and run it (in this process)."""
+    import uvicorn
+    from inference.core.interfaces.http.http_api import HttpInterface
+    from inference.core.managers.base import ModelManager
+    from inference.core.registries.roboflow import RoboflowModelRegistry
+    from inference.models.utils import ROBOFLOW_MODEL_TYPES
+
+    manager = ModelManager(model_registry=RoboflowModelRegistry(ROBOFLOW_MODEL_TYPES))
+    uvicorn.run(with_faults(HttpInterface(manager).app), host="127.0.0.1", port=port, log_level="warning")
+
+
+def set_fault(url: str, mode: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/rehearsal/fault?mode={mode}", method="POST"), timeout=5)
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Inference server exited with status {process.returncode}")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"the Inference server did not answer /healthz within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running(port: int | None = None, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[str]:
+    """A server in a child process, its model cache in a temporary folder, `env` on top of
+    `SERVER_ENV`; yields its URL. Its log goes to a file, whose end is shown if it fails to start."""
+    from helpers._offline.demo_model import install_demo_model
+
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as home:
+        install_demo_model(Path(home) / "model-cache")
+        for landing in ("static", "_next/static"):  # the landing page the Docker image carries; none here
+            (Path(home) / "inference" / "landing" / "out" / landing).mkdir(parents=True)
+        paths = {"MODEL_CACHE_DIR": f"{home}/model-cache", "PYTHONPATH": str(PROJECT_ROOT)}
+        command = [sys.executable, "-m", "tests.inference_server", "--port", str(port)]
+        log = Path(home) / "server.log"
+        with log.open("w") as out:
+            # Run from `home`: the application mounts its landing page from ./inference/landing/out.
+            process = subprocess.Popen(
+                command, env={**os.environ, **SERVER_ENV, **(env or {}), **paths}, cwd=home, stdout=out, stderr=out
+            )
+        try:
+            try:
+                wait_ready(url, process, timeout)
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}; its log ends with:\n{log.read_text()[-3000:]}") from None
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9001)
+    port = parser.parse_args().port
+    if "MODEL_CACHE_DIR" not in os.environ:  # run by hand: the demo model in a cache of its own
+        with running(port) as url:
+            print(f"Inference server with the demo model (clip/demo) at {url}; Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+    else:
+        serve(port)
