@@ -27,7 +27,7 @@ from pathlib import Path
 
 from helpers._settings import PROJECT_ROOT
 
-SLOW_S = 30
+SLOW_S = 10  # longer than the tests' client timeout, short enough to stop quickly
 SERVER_ENV = {
     "OFFLINE_MODE": "True",  # the demo model is local: no weights download, no telemetry
     "DISABLE_VERSION_CHECK": "True",
@@ -43,6 +43,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def inherited() -> dict[str, str]:
+    """This process's environment, less the latches an Inference import here leaves for its
+    children (`_ROBOFLOW_INFERENCE_OFFLINE_MODE_AT_PROCESS_START` would override the server's
+    own OFFLINE_MODE)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("_ROBOFLOW_INFERENCE_")}
 
 
 def with_faults(app):
@@ -115,7 +122,7 @@ def running(port: int | None = None, env: dict[str, str] | None = None, timeout:
         with log.open("w") as out:
             # Run from `home`: the application mounts its landing page from ./inference/landing/out.
             process = subprocess.Popen(
-                command, env={**os.environ, **SERVER_ENV, **(env or {}), **paths}, cwd=home, stdout=out, stderr=out
+                command, env={**inherited(), **SERVER_ENV, **(env or {}), **paths}, cwd=home, stdout=out, stderr=out
             )
         try:
             try:
@@ -125,7 +132,11 @@ def running(port: int | None = None, env: dict[str, str] | None = None, timeout:
             yield url
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # a stalled request holds uvicorn's graceful stop
+                process.kill()
+                process.wait()
 
 
 if __name__ == "__main__":
