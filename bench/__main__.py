@@ -13,7 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
 
-from bench import indexing, scale, search_overhead
+from bench import indexing, scale, search_overhead, server
 from bench.vit_b32 import MODEL_ID
 from helpers._engine import embedded_client
 from helpers._settings import PROJECT_ROOT
@@ -45,6 +45,28 @@ def gated(index: dict, search: dict) -> list[tuple[str, str]]:
     ]
 
 
+def server_rows(figures: dict) -> list[tuple[str, str]]:
+    """Server mode vs in process (bench/server.py)."""
+    rates = " / ".join(f"{c}: {rate:.1f}" for c, rate in figures["server_images_per_s"].items())
+    return [
+        (
+            "cli_cold_search_speedup_server_vs_in_process (>= 4)",
+            f"{figures['cli_cold_search_speedup_server_vs_in_process']:.1f}",
+        ),
+        (
+            f"server_index_throughput_vs_in_process, {figures['concurrency']} requests in flight",
+            f"{figures['server_index_throughput_vs_in_process']:.2f}",
+        ),
+        ("  index_folder through the server, images/s by requests in flight", rates),
+        ("  index_folder in process (images/s)", f"{figures['in_process_images_per_s']:.1f}"),
+        ("  through the server, pictures sent full size (images/s)", f"{figures['full_size_images_per_s']:.1f}"),
+        (
+            "  request per picture, pre-cropped / full size (kB)",
+            "{cropped:.0f} / {full:.0f}".format(**figures["request_kb_per_picture"]),
+        ),
+    ]
+
+
 def reported() -> list[tuple[str, str]]:
     """Figures that are measured and shown, not gated."""
     rows = []
@@ -73,13 +95,17 @@ def reported() -> list[tuple[str, str]]:
 def main() -> None:
     index = indexing.run()
     search = search_overhead.run()
-    rows = gated(index, search) + reported()
+    remote = server.run()
+    rows = gated(index, search) + server_rows(remote) + reported()
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value:>8}")
     figures = ("index_speedup_vs_seed_loop", "pipeline_efficiency_vs_model_limit", "warm_rerun_speedup")
     result = {name: round(index[name], 3) for name in figures}
     result["embedded_search_overhead_vs_numpy_100k"] = round(search["ratio"], 3)
+    for name in ("cli_cold_search_speedup_server_vs_in_process", "server_index_throughput_vs_in_process"):
+        result[name] = round(remote[name], 3)
+    result["server_concurrency"] = remote["concurrency"]
     print(json.dumps(result))
 
 

@@ -86,7 +86,7 @@ def encoded(image: ImageInput, size: int | None) -> str:
 class ServerClip:
     """Inference's `Clip` calls, answered by an Inference server: raw (unnormalised) vectors."""
 
-    def __init__(self, model_id: str, settings: Settings) -> None:
+    def __init__(self, model_id: str, settings: Settings, concurrency: int = CONCURRENCY) -> None:
         url = settings.inference_server_url or ""
         self.where = f"the Inference server at {redact_url(url)}"
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
@@ -97,11 +97,11 @@ class ServerClip:
             raise InferenceServerError(
                 f"CLIP_MODEL {model_id!r}: an Inference server embeds CLIP core models (clip/<version>) only"
             )
-        self.url, self.model_id, self.settings = url, model_id, settings
+        self.url, self.model_id, self.settings, self.concurrency = url, model_id, settings, concurrency
         self.version = model_id.removeprefix("clip/")
         self.resolution = INPUT_RESOLUTION.get(self.version)
         self.session = requests.Session()  # keeps connections open; its pool is thread-safe
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONCURRENCY)
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=concurrency)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -171,8 +171,8 @@ class ServerClip:
 
 
 class RemoteEmbedder(ClipEmbedder):
-    """`ClipEmbedder` over a `ServerClip`: batches of 8 go to the server, `CONCURRENCY` requests
-    in flight, each batch's pictures prepared in the thread that sends it."""
+    """`ClipEmbedder` over a `ServerClip`: batches of 8 go to the server, `model.concurrency`
+    requests in flight, each batch's pictures prepared in the thread that sends it."""
 
     model: ServerClip
 
@@ -189,8 +189,8 @@ class RemoteEmbedder(ClipEmbedder):
         return [next(vectors) if isinstance(p, str) else p for p in pictures]
 
     def embed_batches(self, batches: Iterable[Sequence[ImageInput]]) -> Iterator[list[np.ndarray | Exception]]:
-        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-            yield from run_ahead(batches, self.embed_batch, pool, depth=CONCURRENCY)
+        with ThreadPoolExecutor(max_workers=self.model.concurrency) as pool:
+            yield from run_ahead(batches, self.embed_batch, pool, depth=self.model.concurrency)
 
 
 def remote_embedder(model_id: str, settings: Settings) -> RemoteEmbedder:

@@ -105,18 +105,22 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running(port: int | None = None, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[str]:
-    """A server in a child process, its model cache in a temporary folder, `env` on top of
-    `SERVER_ENV`; yields its URL. Its log goes to a file, whose end is shown if it fails to start."""
+def running(
+    port: int | None = None, env: dict[str, str] | None = None, model_cache: Path | None = None, timeout: float = 180
+) -> Iterator[str]:
+    """A server in a child process, `env` on top of `SERVER_ENV`, its model cache `model_cache`
+    or a temporary folder (the demo model is installed in either); yields its URL. Its log goes
+    to a file, whose end is shown if it fails to start."""
     from helpers._offline.demo_model import install_demo_model
 
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as home:
-        install_demo_model(Path(home) / "model-cache")
+        cache = model_cache or Path(home) / "model-cache"
+        install_demo_model(cache)
         for landing in ("static", "_next/static"):  # the landing page the Docker image carries; none here
             (Path(home) / "inference" / "landing" / "out" / landing).mkdir(parents=True)
-        paths = {"MODEL_CACHE_DIR": f"{home}/model-cache", "PYTHONPATH": str(PROJECT_ROOT)}
+        paths = {"MODEL_CACHE_DIR": str(cache), "PYTHONPATH": str(PROJECT_ROOT)}
         command = [sys.executable, "-m", "tests.inference_server", "--port", str(port)]
         log = Path(home) / "server.log"
         with log.open("w") as out:
