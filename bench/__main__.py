@@ -60,6 +60,7 @@ def server_rows(figures: dict) -> list[tuple[str, str]]:
         ("  index_folder through the server, images/s by requests in flight", rates),
         ("  index_folder in process (images/s)", f"{figures['in_process_images_per_s']:.1f}"),
         ("  through the server, pictures sent full size (images/s)", f"{figures['full_size_images_per_s']:.1f}"),
+        ("  client's preparation of a picture, one core (ms)", f"{figures['client_prepare_ms_per_picture']:.1f}"),
         (
             "  request per picture, pre-cropped / full size (kB)",
             "{cropped:.0f} / {full:.0f}".format(**figures["request_kb_per_picture"]),

@@ -6,7 +6,8 @@
 - indexing 128 photos: `index_folder` through the server at each concurrency vs in process,
   each round's ratio, medians over rounds;
 - what sending pictures pre-cropped to the model's input saves over sending them at full size:
-  bytes per picture and images/s.
+  bytes per picture and images/s; and what preparing one costs the client (decode, convert,
+  resize and crop, PNG) on one core, which is what a GPU server leaves as the limit.
 
 Client and server share this machine's cores here; on a GPU box the server's side shrinks and
 the client's preparation (decode, resize, PNG) is what remains.
@@ -70,10 +71,10 @@ def run(rounds: int = 3) -> dict:
                 samples["full_size"].append(images_per_s(es, full_size, photos))
                 in_process = cold_cli_seconds(engine, "bench", MODEL_ID)  # searches the index just built
                 samples["cold"].append(in_process / cold_cli_seconds(engine, "bench", MODEL_ID, server=url))
-        sizes = {
-            "cropped": np.mean([len(encoded(p, STANDS_FOR)) for p in paths[:16]]),
-            "full": np.mean([len(encoded(p, None)) for p in paths[:16]]),
-        }
+        started = time.perf_counter()
+        cropped = [len(encoded(p, STANDS_FOR)) for p in paths]  # one thread: the client's cost per core
+        prepare_ms = 1000 * (time.perf_counter() - started) / len(paths)
+        sizes = {"cropped": np.mean(cropped), "full": np.mean([len(encoded(p, None)) for p in paths[:16]])}
     rates = {c: float(np.median(samples[f"c{c}"])) for c in CONCURRENCIES}
     saturating = min(c for c in CONCURRENCIES if rates[c] >= SATURATED * max(rates.values()))
     local_rate = float(np.median(samples["local"]))
@@ -87,6 +88,7 @@ def run(rounds: int = 3) -> dict:
         "in_process_images_per_s": local_rate,
         "full_size_images_per_s": float(np.median(samples["full_size"])),
         "request_kb_per_picture": {way: size / 1024 for way, size in sizes.items()},
+        "client_prepare_ms_per_picture": prepare_ms,
     }
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 import requests
 from PIL import Image
+from requests.adapters import HTTPAdapter
 
 from helpers._fetch import fetched
 from helpers._images import load_rgb
@@ -101,7 +102,7 @@ class ServerClip:
         self.version = model_id.removeprefix("clip/")
         self.resolution = INPUT_RESOLUTION.get(self.version)
         self.session = requests.Session()  # keeps connections open; its pool is thread-safe
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=concurrency)
+        adapter = HTTPAdapter(pool_maxsize=concurrency)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -129,7 +130,7 @@ class ServerClip:
         except requests.Timeout:
             raise self.error(
                 f"{self.where} did not answer within {timeout:g} s: check that it is running and not "
-                "overloaded, or raise INFERENCE_SERVER_TIMEOUT"
+                "overloaded (its first request for a model also downloads it), or raise INFERENCE_SERVER_TIMEOUT"
             ) from None
         except requests.ConnectionError:
             raise self.error(

@@ -121,7 +121,7 @@ def running(
         for landing in ("static", "_next/static"):  # the landing page the Docker image carries; none here
             (Path(home) / "inference" / "landing" / "out" / landing).mkdir(parents=True)
         paths = {"MODEL_CACHE_DIR": str(cache), "PYTHONPATH": str(PROJECT_ROOT)}
-        command = [sys.executable, "-m", "tests.inference_server", "--port", str(port)]
+        command = [sys.executable, "-m", "tests.inference_server", "--port", str(port), "--serve"]
         log = Path(home) / "server.log"
         with log.open("w") as out:
             # Run from `home`: the application mounts its landing page from ./inference/landing/out.
@@ -146,12 +146,13 @@ def running(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9001)
-    port = parser.parse_args().port
-    if "MODEL_CACHE_DIR" not in os.environ:  # run by hand: the demo model in a cache of its own
-        with running(port) as url:
+    parser.add_argument("--serve", action="store_true", help="run the application in this process (`running` does)")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.port)
+    else:
+        with running(args.port) as url:
             print(f"Inference server with the demo model (clip/demo) at {url}; Ctrl-C stops it")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
-    else:
-        serve(port)
