@@ -140,8 +140,9 @@ class ClipEmbedder:
 def embedder_for(settings: Settings, model: str | None = None, clip=None) -> ClipEmbedder:
     """The embedder for `model` (default: the configured CLIP_MODEL), with the Roboflow key
     and the settings' embedding cache; `clip` reuses an already loaded Inference `Clip`.
-    With INFERENCE_SERVER_URL set, the model runs on that server instead (`helpers._remote`)."""
-    if settings.inference_server_url and clip is None:  # server mode: no model loaded here
+    With INFERENCE_SERVER_URL set, every embedding goes to that server instead, `clip` or not
+    (`helpers._remote`)."""
+    if settings.inference_server_url:  # server mode: no model loaded here
         from helpers._remote import remote_embedder
 
         return remote_embedder(model or settings.clip_model, settings)
