@@ -116,6 +116,13 @@ def check_picture(image: str) -> None:
 
     if not is_url(image) and not Path(image).is_file():
         raise UsageError(f"{image} is not a file or an http(s) URL")
+    if not is_url(image):  # a file that is no picture fails here in one line, not in the model's batch
+        from helpers._images import load_rgb
+
+        try:
+            load_rgb(image)
+        except (OSError, ValueError, SyntaxError) as error:  # what PIL and the size check raise
+            raise UsageError(f"{image} is not a picture that can be read ({error})") from None
 
 
 def search_options(args: argparse.Namespace) -> dict:

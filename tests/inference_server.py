@@ -104,6 +104,19 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"the Inference server did not answer /healthz within {timeout:.0f} s")
 
 
+def prepare(home: Path, model_cache: Path | None = None) -> dict[str, str]:
+    """A working folder for the server, as its Docker image has one: the landing page it mounts
+    from ./inference/landing/out (empty here) and a model cache with the demo model in it
+    (`model_cache`, or one inside `home`). Returns the environment variables that point there."""
+    from helpers._offline.demo_model import install_demo_model
+
+    cache = model_cache or home / "model-cache"
+    install_demo_model(cache)
+    for landing in ("static", "_next/static"):
+        (home / "inference" / "landing" / "out" / landing).mkdir(parents=True, exist_ok=True)
+    return {"MODEL_CACHE_DIR": str(cache), "PYTHONPATH": str(PROJECT_ROOT)}
+
+
 @contextlib.contextmanager
 def running(
     port: int | None = None, env: dict[str, str] | None = None, model_cache: Path | None = None, timeout: float = 180
@@ -111,20 +124,13 @@ def running(
     """A server in a child process, `env` on top of `SERVER_ENV`, its model cache `model_cache`
     or a temporary folder (the demo model is installed in either); yields its URL. Its log goes
     to a file, whose end is shown if it fails to start."""
-    from helpers._offline.demo_model import install_demo_model
-
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as home:
-        cache = model_cache or Path(home) / "model-cache"
-        install_demo_model(cache)
-        for landing in ("static", "_next/static"):  # the landing page the Docker image carries; none here
-            (Path(home) / "inference" / "landing" / "out" / landing).mkdir(parents=True)
-        paths = {"MODEL_CACHE_DIR": str(cache), "PYTHONPATH": str(PROJECT_ROOT)}
+        paths = prepare(Path(home), model_cache)
         command = [sys.executable, "-m", "tests.inference_server", "--port", str(port), "--serve"]
         log = Path(home) / "server.log"
         with log.open("w") as out:
-            # Run from `home`: the application mounts its landing page from ./inference/landing/out.
             process = subprocess.Popen(
                 command, env={**inherited(), **SERVER_ENV, **(env or {}), **paths}, cwd=home, stdout=out, stderr=out
             )
@@ -146,13 +152,11 @@ def running(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--serve", action="store_true", help="run the application in this process (`running` does)")
+    parser.add_argument("--serve", action="store_true", help="serve from the working folder as it is (`running`)")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.port)
-    else:
-        with running(args.port) as url:
-            print(f"Inference server with the demo model (clip/demo) at {url}; Ctrl-C stops it")
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
+    if not args.serve:  # by hand: this process becomes the server, in a folder of its own
+        home = PROJECT_ROOT / "data" / "inference-server"  # git-ignored, reused
+        os.environ.update({**SERVER_ENV, **prepare(home)})
+        os.chdir(home)
+        print(f"Inference server with the demo model (clip/demo) at http://127.0.0.1:{args.port}; Ctrl-C stops it")
+    serve(args.port)

@@ -68,6 +68,18 @@ def server() -> Iterator[str]:
         api.shutdown()
 
 
+def test_server_settings_keep_the_url_secret_and_a_sane_timeout(tmp_path: Path) -> None:
+    def settings(**environ: str):
+        return load_settings(environ=environ, dotenv_path=tmp_path / "none")
+
+    url = settings(INFERENCE_SERVER_URL="https://user:s3cret-pw@gpu-box:9001/")
+    assert url.inference_server_url == "https://user:s3cret-pw@gpu-box:9001"  # no trailing slash: routes follow
+    assert "s3cret-pw" not in repr(url) and "s3cret-pw" in url.secret_values()
+    assert settings().inference_server_url is None
+    for value, expected in (("5", 5.0), ("0", 60.0), ("soon", 60.0), ("", 60.0)):
+        assert settings(INFERENCE_SERVER_TIMEOUT=value).inference_server_timeout == expected
+
+
 @pytest.fixture
 def server_cli(server: str, offline_cli: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The CLI in server mode on a fresh embedded engine, with an embedding cache of its own
@@ -167,8 +179,13 @@ def test_a_search_in_server_mode_never_imports_the_model_stack(
         ({"INFERENCE_SERVER_TIMEOUT": "1"}, "slow", "did not answer within 1 s: check that it is running"),
         ({"CLIP_MODEL": "ViT-B-16", "ROBOFLOW_API_KEY": WRONG_KEY}, None, "refused the Roboflow API key (401)"),
         ({"CLIP_MODEL": "ViT-B-16"}, None, "could not embed with clip/ViT-B-16 (404: "),
+        (
+            {"CLIP_MODEL": "someone/detector/3"},
+            None,
+            "an Inference server embeds CLIP core models (clip/<version>) only",
+        ),
     ],
-    ids=["down", "not-a-url", "answers-500", "slow", "wrong-key", "model-it-cannot-load"],
+    ids=["down", "not-a-url", "answers-500", "slow", "wrong-key", "model-it-cannot-load", "not-clip"],
 )
 def test_server_failures_end_in_one_line(
     server_cli: Path, server: str, setting: dict, fault: str | None, message: str, monkeypatch, capsys
@@ -216,3 +233,9 @@ def test_notebook_03_searches_through_the_server(server: str, tmp_path: Path, mo
     executed = execute("03_search_by_text.ipynb")
     assert "on the Inference server at" in str(executed.cells)
     assert checked_outputs(executed) == checked_outputs(stored)
+
+
+def test_a_file_that_is_no_picture_ends_in_one_line(server_cli: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["classify", str(PROJECT_ROOT / "README.md"), "--labels", "cat,dog"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "README.md is not a picture that can be read" in lines[0], lines
