@@ -1,6 +1,6 @@
 """Server mode (`INFERENCE_SERVER_URL`): CLIP runs on a Roboflow Inference server (`inference
 server start`, its Docker image, a GPU box), so nothing here imports Inference's model stack
-or loads weights, and a command-line query starts in about a second.
+or loads weights, and a command-line query starts in a second or two.
 
 `ServerClip` has the calls of Inference's `Clip` (`embed_image`, `embed_text`: raw vectors)
 and answers them with the server's documented HTTP API (`POST /clip/embed_image`,
@@ -42,8 +42,7 @@ from helpers.clip import ClipEmbedder, model_id_for
 CONCURRENCY = 4  # requests in flight; bench/server.py measures what saturates a server
 # Input resolution of each CLIP version the server offers (its visual graph's input size);
 # `demo` is the committed demo model's (tests check it against Inference's `Clip.resolution`).
-# A version not listed is sent at full size: the server then resizes it, the same pixels
-# up to its own decoding.
+# A version not listed is sent at full size and resized by the server (still lossless PNG).
 INPUT_RESOLUTION = {
     "demo": 64,
     "RN50": 224,
