@@ -13,7 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
 
-from bench import indexing, scale, search_overhead, widget_latency
+from bench import indexing, scale, search_overhead, server, widget_latency
 from bench.vit_b32 import MODEL_ID
 from helpers._engine import embedded_client
 from helpers._settings import PROJECT_ROOT
@@ -43,6 +43,29 @@ def gated(index: dict, search: dict) -> list[tuple[str, str]]:
         ("warm_rerun_speedup (>= 50)", f"{index['warm_rerun_speedup']:.0f}"),
         ("embedded_search_overhead_vs_numpy_100k (<= 1.3)", f"{search['ratio']:.2f}"),
         ("embedded_filtered_knn_overhead_vs_numpy_100k (<= 1.5)", f"{search['filtered_ratio']:.2f}"),
+    ]
+
+
+def server_rows(figures: dict) -> list[tuple[str, str]]:
+    """Server mode vs in process (bench/server.py)."""
+    rates = " / ".join(f"{c}: {rate:.1f}" for c, rate in figures["server_images_per_s"].items())
+    return [
+        (
+            "cli_cold_search_speedup_server_vs_in_process (>= 4)",
+            f"{figures['cli_cold_search_speedup_server_vs_in_process']:.1f}",
+        ),
+        (
+            f"server_index_throughput_vs_in_process, {figures['concurrency']} requests in flight",
+            f"{figures['server_index_throughput_vs_in_process']:.2f}",
+        ),
+        ("  index_folder through the server, images/s by requests in flight", rates),
+        ("  index_folder in process (images/s)", f"{figures['in_process_images_per_s']:.1f}"),
+        ("  through the server, pictures sent full size (images/s)", f"{figures['full_size_images_per_s']:.1f}"),
+        ("  client's preparation of a picture, one core (ms)", f"{figures['client_prepare_ms_per_picture']:.1f}"),
+        (
+            "  request per picture, pre-cropped / full size (kB)",
+            "{cropped:.0f} / {full:.0f}".format(**figures["request_kb_per_picture"]),
+        ),
     ]
 
 
@@ -80,7 +103,8 @@ def reported() -> list[tuple[str, str]]:
 def main() -> None:
     index = indexing.run()
     search = search_overhead.run()
-    rows = gated(index, search) + reported()
+    remote = server.run()
+    rows = gated(index, search) + server_rows(remote) + reported()
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value:>8}")
@@ -88,6 +112,9 @@ def main() -> None:
     result = {name: round(index[name], 3) for name in figures}
     result["embedded_search_overhead_vs_numpy_100k"] = round(search["ratio"], 3)
     result["embedded_filtered_knn_overhead_vs_numpy_100k"] = round(search["filtered_ratio"], 3)
+    for name in ("cli_cold_search_speedup_server_vs_in_process", "server_index_throughput_vs_in_process"):
+        result[name] = round(remote[name], 3)
+    result["server_concurrency"] = remote["concurrency"]
     print(json.dumps(result))
 
 

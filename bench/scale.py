@@ -53,9 +53,11 @@ def text_latency(es, embedder, index: str, queries: int = 60) -> tuple[float, fl
     return 1000 * float(np.percentile(times, 50)), 1000 * float(np.percentile(times, 99))
 
 
-def cold_cli_seconds(engine: Path, index: str, model_id: str) -> float:
-    """A new process: imports, model load, embedding the prompt, the search, the printout."""
+def cold_cli_seconds(engine: Path, index: str, model_id: str, server: str | None = None) -> float:
+    """A new process: imports, model load (or, with `server`, a request to that Inference
+    server instead), embedding the prompt, the search, the printout."""
     env = {**os.environ, "EMBEDDED_ES_PATH": str(engine), "CLIP_MODEL": model_id, "ELASTICSEARCH_URL": ""}
+    env["INFERENCE_SERVER_URL"] = server or ""
     started = time.perf_counter()
     command = [sys.executable, "-m", "helpers", "search", "--text", "coffee", "--k", "1", "--index", index]
     subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=True, capture_output=True)

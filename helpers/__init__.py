@@ -22,6 +22,7 @@ _EXPORTS = {
     "helpers.connect": ["ClusterError", "describe"],
     "helpers._download": ["DatasetError", "DatasetUnavailable"],
     "helpers._weights": ["ModelUnavailable"],
+    "helpers._remote": ["InferenceServerError"],
     "helpers.data": [
         "COCO_DIR",
         "DataChoice",

@@ -39,7 +39,10 @@ VARIABLE_NAMES = (
     "ELASTIC_CA_CERTS",
     "ELASTIC_VERIFY_CERTS",
     "EMBEDDING_CACHE_PATH",
+    "INFERENCE_SERVER_URL",  # server mode (helpers._remote)
+    "INFERENCE_SERVER_TIMEOUT",
 )
+DEFAULT_SERVER_TIMEOUT_S = 60.0  # one request of 8 images; a cold server also loads the model in it
 
 
 class Secret:
@@ -89,12 +92,14 @@ class Settings:
     ca_certs: Path | None = None
     verify_certs: bool = True
     embedding_cache_path: Path = field(default_factory=lambda: DATA_DIR / "cache" / "embeddings.sqlite")
+    inference_server_url: str | None = None  # server mode: embeddings come from this Inference server
+    inference_server_timeout: float = DEFAULT_SERVER_TIMEOUT_S
 
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "elasticsearch_url" and value:
+            if f.name in ("elasticsearch_url", "inference_server_url") and value:
                 value = redact_url(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -106,8 +111,8 @@ class Settings:
     def secret_values(self) -> list[str]:
         """Every configured secret, including a password inside the URL: for scrubbing text."""
         values = [s.reveal() for s in (self.elastic_api_key, self.elastic_password, self.roboflow_api_key) if s]
-        if self.elasticsearch_url:
-            userinfo = urlsplit(self.elasticsearch_url).password
+        for url in (self.elasticsearch_url, self.inference_server_url):
+            userinfo = urlsplit(url).password if url else None
             if userinfo:
                 values.append(userinfo)
         return [v for v in values if v]
@@ -202,6 +207,8 @@ def load_settings(
         ca_certs=Path(values["ELASTIC_CA_CERTS"]) if values["ELASTIC_CA_CERTS"] else None,
         # Only an explicit "false" turns verification off; anything else keeps it on.
         verify_certs=(values["ELASTIC_VERIFY_CERTS"] or "true").strip().lower() != "false",
+        inference_server_url=(values["INFERENCE_SERVER_URL"] or "").rstrip("/") or None,
+        inference_server_timeout=seconds(values["INFERENCE_SERVER_TIMEOUT"], DEFAULT_SERVER_TIMEOUT_S),
     )
 
 
@@ -224,6 +231,15 @@ def scrub_secrets(text: str, secrets: list[str]) -> str:
         if value:
             text = text.replace(value, "********")
     return text
+
+
+def seconds(value: str | None, default: float) -> float:
+    """A positive number of seconds, or `default` when unset or not one (a typo never means 0)."""
+    try:
+        parsed = float(value) if value else default
+    except ValueError:
+        return default
+    return parsed if parsed > 0 else default
 
 
 def scrub(text: str, settings: Settings) -> str:

@@ -116,6 +116,13 @@ def check_picture(image: str) -> None:
 
     if not is_url(image) and not Path(image).is_file():
         raise UsageError(f"{image} is not a file or an http(s) URL")
+    if not is_url(image):  # a file that is no picture fails here in one line, not in the model's batch
+        from helpers._images import load_rgb
+
+        try:
+            load_rgb(image)
+        except (OSError, ValueError, SyntaxError) as error:  # what PIL and the size check raise
+            raise UsageError(f"{image} is not a picture that can be read ({error})") from None
 
 
 def search_options(args: argparse.Namespace) -> dict:
@@ -346,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from helpers._download import DatasetError
     from helpers._fetch import ImageFetchError
+    from helpers._remote import InferenceServerError  # server mode's one-line failures
     from helpers._weights import ModelUnavailable
     from helpers.connect import ClusterError, explain
     from helpers.index import IndexMismatch
@@ -354,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     known = (UsageError, DatasetError, ModelUnavailable, IndexMismatch, DocumentNotFound, ImageFetchError, ClusterError)
+    known += (InferenceServerError,)
     try:
         return args.run(args)
     except known as error:

@@ -148,6 +148,12 @@ class ClipEmbedder:
 
 def embedder_for(settings: Settings, model: str | None = None, clip=None) -> ClipEmbedder:
     """The embedder for `model` (default: the configured CLIP_MODEL), with the Roboflow key
-    and the settings' embedding cache; `clip` reuses an already loaded Inference `Clip`."""
+    and the settings' embedding cache; `clip` reuses an already loaded Inference `Clip`.
+    With INFERENCE_SERVER_URL set, every embedding goes to that server instead, `clip` or not
+    (`helpers._remote`)."""
+    if settings.inference_server_url:  # server mode: no model loaded here
+        from helpers._remote import remote_embedder
+
+        return remote_embedder(model or settings.clip_model, settings)
     key = settings.roboflow_api_key.reveal() if settings.roboflow_api_key else None
     return ClipEmbedder(model or settings.clip_model, cache_path=settings.embedding_cache_path, api_key=key, clip=clip)

@@ -32,6 +32,7 @@ def offline_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CLIP_MODEL", "demo")
     monkeypatch.setenv("ELASTICSEARCH_URL", "")
     monkeypatch.setenv("ELASTIC_CLOUD_ID", "")
+    monkeypatch.setenv("INFERENCE_SERVER_URL", "")  # a server in .env is hidden too
     return engine
 
 

@@ -21,6 +21,7 @@ NOTEBOOK_ENV = {
     "CLIP_MODEL": "demo",
     "ELASTICSEARCH_URL": "",  # empty hides a cluster configured in the environment or .env
     "ELASTIC_CLOUD_ID": "",
+    "INFERENCE_SERVER_URL": "",  # the regression run embeds in process, whatever .env says
     "EMBEDDED_ES_PATH": str(ENGINE_DIR.relative_to(PROJECT_ROOT)),
     "INDEX_NAME": "images",
     "PYTHONHASHSEED": "0",
