@@ -85,7 +85,7 @@ def test_more_than_eight_images_go_in_batches_of_at_most_eight(embedder: ClipEmb
     images = [Image.new("RGB", (32, 32), (i * 12, 0, 0)) for i in range(19)]
     vectors = embedder.embed_images(images)
     assert vectors.shape == (19, 512)
-    assert sizes == [MAX_BATCH, MAX_BATCH, 3]
+    assert sorted(sizes, reverse=True) == [MAX_BATCH, MAX_BATCH, 3]  # two workers: either may run first
     # Batching changes nothing: each image alone gives the same vector.
     assert np.allclose(vectors[10], embedder.embed_images([images[10]])[0], atol=1e-5)
 

@@ -188,14 +188,16 @@ def test_a_search_in_server_mode_never_imports_the_model_stack(
     ids=["down", "not-a-url", "answers-500", "slow", "wrong-key", "model-it-cannot-load", "not-clip"],
 )
 def test_server_failures_end_in_one_line(
-    server_cli: Path, server: str, setting: dict, fault: str | None, message: str, monkeypatch, capsys
+    server_cli: Path, server: str, demo_set: Path, setting: dict, fault: str | None, message: str, monkeypatch, capsys
 ) -> None:
     for name, value in setting.items():
         monkeypatch.setenv(name, value)
     if fault:
         set_fault(server, fault)
     try:
-        code = main(["search", "--text", "a photo of a red circle"])
+        # classify embeds a picture and prompts, with no index needed (search would first ask for one)
+        picture = next((demo_set / "train" / "images").glob("*.jpg"))
+        code = main(["classify", str(picture), "--labels", "red circle,blue square"])
     finally:
         set_fault(server, "none")
     captured = capsys.readouterr()
