@@ -200,7 +200,8 @@ def check_widget(page: Page, demo_image: Path) -> None:
 
 
 def main() -> int:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(SHOTS, ignore_errors=True)  # no screenshot of an earlier run left to mislead
+    SHOTS.mkdir(parents=True)
     token, port = secrets.token_hex(16), free_port()
     started = time.monotonic()
     with jupyterlab(port, token) as base, sync_playwright() as playwright:
