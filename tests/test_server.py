@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -33,7 +34,7 @@ from helpers.clip import ClipEmbedder, embedder_for
 from helpers.index import index_folder
 from helpers.search import search_image, search_text
 from tests.inference_server import free_port, running, set_fault
-from tests.nbval_env import NOTEBOOK_ENV
+from tests.nbval_env import ENGINE_DIR, NOTEBOOK_ENV
 
 WRONG_KEY = "rf-wrong-key-0123456789"
 MODEL_STACK = ("inference", "inference_models", "torch", "onnxruntime", "clip")
@@ -220,25 +221,23 @@ def checked_outputs(notebook) -> list[str]:
     ]
 
 
-def test_notebook_03_searches_through_the_server(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """01 and 02 build the index in process, as nbval runs them; 03, in a fresh kernel with
-    INFERENCE_SERVER_URL set, must print what it stores."""
-    for name, value in {**NOTEBOOK_ENV, "EMBEDDED_ES_PATH": str(tmp_path / "engine")}.items():
+def test_the_guides_notebooks_pass_against_the_server(server: str, tmp_path: Path, monkeypatch) -> None:
+    """01 to 04, each in a fresh kernel with INFERENCE_SERVER_URL set and an empty embedding
+    cache, must print what they store: every embedding the helpers make goes to the server
+    (the guide's own `Clip(...)` calls in 01 and 02 stay in process, as written)."""
+    shutil.rmtree(ENGINE_DIR, ignore_errors=True)  # the notebooks' own engine, as nbval starts it
+    env = {**NOTEBOOK_ENV, "INFERENCE_SERVER_URL": server, "EMBEDDING_CACHE_PATH": str(tmp_path / "cache.sqlite")}
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     notebooks = PROJECT_ROOT / "notebooks"
-
-    def execute(name: str):
-        notebook = nbformat.read(notebooks / name, as_version=4)
-        return NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(notebooks)}}).execute()
-
-    execute("01_create_index.ipynb")
-    execute("02_embed_and_index.ipynb")
-    monkeypatch.setenv("INFERENCE_SERVER_URL", server)
-    monkeypatch.setenv("EMBEDDING_CACHE_PATH", str(tmp_path / "server-cache.sqlite"))
-    stored = nbformat.read(notebooks / "03_search_by_text.ipynb", as_version=4)
-    executed = execute("03_search_by_text.ipynb")
-    assert "on the Inference server at" in str(executed.cells)
-    assert checked_outputs(executed) == checked_outputs(stored)
+    for path in sorted(notebooks.glob("0[1-4]_*.ipynb")):
+        stored = nbformat.read(path, as_version=4)
+        executed = NotebookClient(
+            nbformat.read(path, as_version=4), timeout=600, resources={"metadata": {"path": str(notebooks)}}
+        ).execute()
+        if path.name >= "02":
+            assert "on the Inference server at" in str(executed.cells), path.name
+        assert checked_outputs(executed) == checked_outputs(stored), path.name
 
 
 def test_a_file_that_is_no_picture_ends_in_one_line(server_cli: Path, capsys: pytest.CaptureFixture) -> None:
