@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,7 +143,7 @@ def index_folder(
     ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
     report = IndexReport(index=index, skipped=skipped)
     by_id = {r.sha256: r for r in records}
-    uploaded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    uploaded_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
 
     def new_files() -> Iterator[tuple[Path, str]]:

@@ -13,7 +13,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from datetime import time as day_start
 from pathlib import Path
 
@@ -69,7 +69,7 @@ def forget_upload(upload: widgets.FileUpload) -> None:
 
 
 def since_filter(day: date | None) -> str | None:
-    return datetime.combine(day, day_start(), tzinfo=timezone.utc).isoformat() if day else None
+    return datetime.combine(day, day_start(), tzinfo=UTC).isoformat() if day else None
 
 
 class SearchWidget:

@@ -5,7 +5,7 @@ pages; through the library and through the CLI."""
 import json
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory, demo_set: Path, embedder) 
     es = embedded_client(engine)
     index_folder(es, embedder, data, INDEX, progress=False)
     time.sleep(0.01)
-    cutoff = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    cutoff = datetime.now(UTC).isoformat(timespec="milliseconds")
     [(original, copy)] = plant_near_duplicates(data, 1, quality=60, seed=5)
     report = index_folder(es, embedder, data, INDEX, progress=False)
     assert report.new == 1

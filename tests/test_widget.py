@@ -1,7 +1,7 @@
 """The search widget, driven as a learner drives it: type, upload, pick a hit, read the request."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ipywidgets
@@ -34,7 +34,7 @@ def settings(engine: Path) -> Settings:
 def uploaded(name: str, content: bytes) -> dict:
     """What FileUpload's value holds for one file the browser sent."""
     file = {"name": name, "type": "image/jpeg", "size": len(content), "content": memoryview(content)}
-    return file | {"last_modified": datetime.now(timezone.utc)}
+    return file | {"last_modified": datetime.now(UTC)}
 
 
 def send_upload(widget: SearchWidget, name: str, content: bytes) -> None:

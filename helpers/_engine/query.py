@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -137,12 +137,12 @@ def to_millis(value: Any) -> float:
     text = str(value).strip()
     match = DATE_MATH.match(text)
     if match:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
         if match.group(1):
             moment += timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
         if match.group(3):  # rounding: to whole days is what filters use; finer units truncate
             unit = UNIT_SECONDS[match.group(3)]
-            moment = datetime.fromtimestamp(moment.timestamp() // unit * unit, timezone.utc)
+            moment = datetime.fromtimestamp(moment.timestamp() // unit * unit, UTC)
         return moment.timestamp() * 1000
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -151,7 +151,7 @@ def to_millis(value: Any) -> float:
             f"failed to parse date field [{text}] with format [strict_date_optional_time||epoch_millis]"
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp() * 1000
 
 

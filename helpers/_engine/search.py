@@ -7,7 +7,7 @@ import fnmatch
 import functools
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -401,7 +401,7 @@ def doc_values(source: dict | None, path: str, kind: str | None, spec: dict) -> 
 
 
 def format_millis(millis: float) -> str:
-    moment = datetime.fromtimestamp(millis / 1000, timezone.utc)
+    moment = datetime.fromtimestamp(millis / 1000, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
