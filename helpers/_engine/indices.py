@@ -34,21 +34,23 @@ def check_index_name(index: str) -> None:
         )
 
 
+def dotted(node: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat |= dotted(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def flat_settings(settings: Any) -> dict[str, str]:
     """`{"index": {"number_of_shards": 1}}`, `{"index.number_of_shards": 1}` and
     `{"number_of_shards": 1}` all as {"number_of_shards": "1"}."""
     if not isinstance(settings, dict):
         raise EsError(400, "settings_exception", f"Failed to load settings from [{settings}]")
-    flat: dict[str, str] = {}
-
-    def walk(node: dict, prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[f"{prefix}{key}".removeprefix("index.")] = value
-
-    walk(settings, "")
+    flat = {key.removeprefix("index."): value for key, value in dotted(settings).items()}
     # Always on since 8.0: only `true` is accepted, as on a cluster.
     if str(flat.pop("soft_deletes.enabled", "true")).lower() != "true":
         raise bad_request("Creating indices with soft-deletes disabled is no longer supported.")
@@ -152,17 +154,7 @@ CLUSTER_SETTINGS = {"action.auto_create_index"}
 def flat_cluster_settings(section: Any) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise bad_request(f"cluster settings must be an object, got [{section}]")
-    flat: dict[str, Any] = {}
-
-    def walk(node: dict, prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[f"{prefix}{key}"] = value
-
-    walk(section, "")
-    return flat
+    return dotted(section)
 
 
 def put_cluster_settings(store: Store, body: dict) -> tuple[int, dict]:
