@@ -125,28 +125,41 @@ def download(dest: Path, api_key: str) -> Path:
     return download_once(dest, api_key)
 
 
-def download_once(dest: Path, api_key: str) -> Path:
+@contextlib.contextmanager
+def sdk_calls(api_key: str, doing: str) -> Iterator[None]:
+    """Around the SDK's calls: a deadline on each request, and every failure one line with
+    no key in it (`DatasetUnavailable` when Roboflow is out of reach, `DatasetError` else)."""
+    from roboflow.adapters.rfapi import RoboflowError
     from roboflow.config import API_URL
 
-    partial = dest.with_name(f"{dest.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    where = urlsplit(API_URL).netloc
     try:
-        with deadlines(request_timeout()), contextlib.redirect_stdout(io.StringIO()):
-            fetch_export(partial, api_key)
-        shutil.rmtree(dest, ignore_errors=True)
-        partial.rename(dest)
+        with deadlines(request_timeout()):
+            yield
     except requests.Timeout:
         raise DatasetUnavailable(
-            f"Roboflow's API at {urlsplit(API_URL).netloc} did not answer within {request_timeout():g} s "
+            f"Roboflow's API at {where} did not answer within {request_timeout():g} s "
             f"(ROBOFLOW_API_REQUEST_TIMEOUT): check the network and run again, {OFFLINE_FALLBACK}"
         ) from None
     except requests.RequestException as error:
-        where, reason = urlsplit(API_URL).netloc, network_reason(error)
         raise DatasetUnavailable(
-            f"cannot reach Roboflow's API at {where} ({reason}): check the network, {OFFLINE_FALLBACK}"
+            f"cannot reach Roboflow's API at {where} ({network_reason(error)}): check the network, {OFFLINE_FALLBACK}"
         ) from None
-    except DatasetError as error:
+    except DatasetError as error:  # before RuntimeError, which it is
         raise type(error)(scrub_secrets(str(error), [api_key])) from None
+    except (RuntimeError, RoboflowError) as error:
+        failed = failure(str(error), doing)
+        raise type(failed)(scrub_secrets(str(failed), [api_key])) from None
+
+
+def download_once(dest: Path, api_key: str) -> Path:
+    partial = dest.with_name(f"{dest.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        with sdk_calls(api_key, f"downloading {SOURCE}"), contextlib.redirect_stdout(io.StringIO()):
+            fetch_export(partial, api_key)
+        shutil.rmtree(dest, ignore_errors=True)
+        partial.rename(dest)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return dest

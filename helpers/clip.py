@@ -84,7 +84,7 @@ def load_clip(model_id: str, api_key: str | None = None):
     # A model from Roboflow goes through `weights.load`: weights that do not load are fetched again.
     clip = Clip(model_id=model_id, api_key=api_key) if is_stand_in(model_id) else weights.load(model_id, api_key)
     what = f" ({STAND_IN}: meaningful on the demo data only)" if is_stand_in(model_id) else ""
-    print(f"Roboflow Inference loaded CLIP model {model_id}{what} in {time.perf_counter() - started:.1f} s")
+    print(f"Model: {model_id}{what}, ready in {time.perf_counter() - started:.1f} s")
     return clip
 
 

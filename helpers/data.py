@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
 import supervision as sv
 
 from helpers import _roboflow
@@ -28,7 +27,7 @@ from helpers._download import PUBLIC_ZIP_URL, DatasetUnavailable, download_publi
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._offline.demo_model import DEMO_MODEL_ID
 from helpers._scan import ImageRecord, find_class_names, label_file_for, scan
-from helpers._settings import PROJECT_ROOT, Settings, datasets_dir, scrub
+from helpers._settings import PROJECT_ROOT, Settings, datasets_dir
 from helpers.clip import model_id_for
 
 if TYPE_CHECKING:
@@ -92,17 +91,10 @@ def download_coco128(dest: Path, settings: Settings, url: str = PUBLIC_ZIP_URL) 
 def roboflow_calls(settings: Settings) -> Iterator[None]:
     """Around the roboflow SDK's calls written out (notebook 02): each request gets a deadline
     (the SDK sets none), and what the SDK raises (its errors hold the API's answer, which
-    echoes the key) becomes one line with no key in it."""
-    from roboflow.adapters.rfapi import RoboflowError
-
-    try:
-        with _roboflow.deadlines(_roboflow.request_timeout()):
-            yield
-    except requests.RequestException as error:
-        raise DatasetUnavailable(f"cannot reach Roboflow's API ({network_reason(error)}): {OFFLINE_HINT}") from None
-    except (RuntimeError, RoboflowError) as error:
-        failure = _roboflow.failure(str(error), "downloading COCO 128")
-        raise type(failure)(scrub(str(failure), settings)) from None
+    echoes the key) becomes one line with no key in it (`helpers._roboflow.sdk_calls`)."""
+    key = settings.roboflow_api_key.reveal() if settings.roboflow_api_key else ""
+    with _roboflow.sdk_calls(key, "downloading COCO 128"):
+        yield
 
 
 def demo_data() -> Path:

@@ -146,7 +146,7 @@ def test_the_main_job_online(double: RoboflowDouble, tmp_path: Path, warm_cache:
 
     double.reset()
     again = cli(env, "search", "--text", "coffee", "--k", "3")  # no CLIP_MODEL: the index's model
-    assert again.code == 0 and "loaded CLIP model clip/ViT-B-16" in again.out, again.text
+    assert again.code == 0 and "Model: clip/ViT-B-16, ready in" in again.out, again.text
     assert double.requests == []  # everything came from the caches
 
 
@@ -156,7 +156,7 @@ def test_after_an_offline_demo_search_uses_the_demo_model_the_index_records(tmp_
     demo = cli(env, "demo", "--out", str(tmp_path / "demo.png"))
     assert demo.code == 0 and "Data: the synthetic demo set" in demo.out, demo.text
     run = cli(env, "search", "--text", "a red circle", "--k", "3")
-    assert run.code == 0 and "loaded CLIP model clip/demo" in run.out, run.text
+    assert run.code == 0 and "Model: clip/demo (" in run.out, run.text
     assert len(re.findall(r"^\s+\d\. \d\.\d{4}  \S+\.(jpg|png)", run.out, re.MULTILINE)) == 3, run.out
 
 
@@ -355,16 +355,22 @@ def run_cells(cells: list[str], env: dict[str, str], cwd: Path) -> list[dict]:
 
 def test_in_a_notebook_each_failure_is_one_clear_exception(double: RoboflowDouble, tmp_path: Path) -> None:
     env = environment(double.url, tmp_path, WRONG_KEY)
-    model, data = run_cells(
+    written_out = (  # notebook 02's own SDK calls
+        "from roboflow import Roboflow\nsettings = helpers.load_settings()\nwith helpers.roboflow_calls(settings):\n"
+        "    Roboflow(api_key=settings.roboflow_api_key.reveal()).workspace('team-roboflow').project('coco-128')"
+    )
+    model, data, sdk = run_cells(
         [
             'import helpers\nhelpers.prepare_inference("clip/ViT-B-16")',
             "helpers.download_coco128(helpers.COCO_DIR, helpers.load_settings())",
+            written_out,
         ],
         env,
         tmp_path,
     )
     for outputs, ename, words in ((model, "ModelUnavailable", "rejected ROBOFLOW_API_KEY for the CLIP model"),
-                                  (data, "DatasetError", "rejected ROBOFLOW_API_KEY")):  # fmt: skip
+                                  (data, "DatasetError", "rejected ROBOFLOW_API_KEY"),
+                                  (sdk, "DatasetError", "rejected ROBOFLOW_API_KEY")):  # fmt: skip
         error = next(o for o in outputs if o.output_type == "error")
         assert error.ename == ename and words in error.evalue and "\n" not in error.evalue
         shown = str(outputs)
