@@ -33,7 +33,17 @@ _EXPORTS = {
         "roboflow_calls",
     ],
     "helpers.clip": ["ClipEmbedder", "embedder_for", "load_clip", "prepare_inference"],
-    "helpers.index": ["IndexMismatch", "IndexReport", "document", "ensure_index", "index_folder", "index_mapping"],
+    "helpers.index": [
+        "IndexMismatch",
+        "IndexReport",
+        "check_index",
+        "compare_mappings",
+        "document",
+        "ensure_index",
+        "index_folder",
+        "index_mapping",
+    ],
+    "helpers.standalone": ["ensure_tutorial_index"],
     "helpers.search": [
         "DocumentNotFound",
         "Hit",

@@ -12,6 +12,8 @@ from pathlib import Path
 import requests
 import yaml
 
+from helpers._errors import ActionableError
+
 PUBLIC_ZIP_URL = "https://github.com/ultralytics/assets/releases/download/v0.0.0/coco128.zip"
 # (connect, read) seconds: a black-holed network gives up after 5 s, a stalled transfer after 30.
 DOWNLOAD_TIMEOUT_S = (5, 30)
@@ -30,7 +32,7 @@ COCO_CLASS_NAMES = [
 ]  # fmt: skip
 
 
-class DatasetError(RuntimeError):
+class DatasetError(ActionableError):
     """COCO 128 could not be had; the message is one line that says what to do."""
 
 

@@ -30,6 +30,6 @@ def model_for_index(es: Elasticsearch, index: str, settings: Settings) -> str:
     if settings.clip_model_explicit:
         raise IndexMismatch(
             f"index {index!r} was built with CLIP model {recorded}, but CLIP_MODEL asks for {configured}: "
-            f"unset CLIP_MODEL to use {recorded}, or re-index with --recreate"
+            f"unset CLIP_MODEL to use {recorded}, re-create the index (--recreate), or set another INDEX_NAME"
         )
     return recorded

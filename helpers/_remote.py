@@ -33,6 +33,7 @@ import requests
 from PIL import Image
 from requests.adapters import HTTPAdapter
 
+from helpers._errors import ActionableError
 from helpers._fetch import fetched
 from helpers._images import load_rgb
 from helpers._pipeline import DECODE_ERRORS, ImageInput, normalise, run_ahead
@@ -57,7 +58,7 @@ INPUT_RESOLUTION = {
 }
 
 
-class InferenceServerError(RuntimeError):
+class InferenceServerError(ActionableError):
     """The Inference server could not embed; the message is one line saying what to do."""
 
 

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from helpers._errors import ActionableError
 from helpers._settings import ROBOFLOW_KEY_HELP, scrub_secrets
 
 INFERENCE_SETTINGS = {
@@ -41,7 +42,7 @@ OFFLINE_FALLBACK = "or CLIP_MODEL=demo for the offline stand-in"
 T = TypeVar("T")
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(ActionableError):
     """The CLIP model could not be downloaded or loaded; the message is one line saying what to do."""
 
 

@@ -15,10 +15,11 @@ from elasticsearch import ApiError, AuthenticationException, AuthorizationExcept
 from elasticsearch.serializer import OrjsonSerializer
 
 from helpers._engine import embedded_client
+from helpers._errors import ActionableError
 from helpers._settings import PROJECT_ROOT, Settings, load_settings, redact_url, scrub
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ActionableError):
     """Elasticsearch could not do what was asked; the message is one line saying what to do."""
 
 

@@ -22,6 +22,7 @@ from elasticsearch import Elasticsearch
 from tqdm.auto import tqdm
 
 from helpers._bulk import existing_ids, send_chunk, unique_by_content
+from helpers._errors import ActionableError
 from helpers._pipeline import chunks, run_ahead
 from helpers._scan import ImageRecord, Skipped, scan
 
@@ -37,7 +38,7 @@ BULK_CHUNK = 64  # documents per bulk request (about 400 kB): sent while the mod
 WORDS = {"text": {"type": "text", "analyzer": "simple"}}  # "red_circle.jpg" -> red, circle, jpg
 
 
-class IndexMismatch(RuntimeError):
+class IndexMismatch(ActionableError):
     """An existing index cannot hold this model's vectors; the message says what to do."""
 
 
@@ -68,12 +69,57 @@ def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict
     }
 
 
+def field_summary(spec: dict | None) -> str:
+    """One mapping field in a few words: "dense_vector 512 cosine int8_hnsw", "text + keyword"."""
+    if spec is None:
+        return "-"
+    if spec.get("type") == "dense_vector":
+        options = spec.get("index_options", {}).get("type", "")
+        return f"dense_vector {spec.get('dims')} {spec.get('similarity', '')} {options}".strip()
+    subfields = [sub["type"] for sub in spec.get("fields", {}).values()]
+    return " + ".join([spec.get("type", "object"), *subfields])
+
+
+def compare_mappings(guessed: dict, intended: dict) -> str:
+    """Two mappings side by side, field by field, with the model each records: what
+    Elasticsearch guesses from a first document against what notebook 01 asks for."""
+    names = list(dict.fromkeys([*intended.get("properties", {}), *guessed.get("properties", {})]))
+    rows = [("field", "guessed by Elasticsearch", "notebook 01's mapping")]
+    rows.append(("_meta.model", *(m.get("_meta", {}).get("model", "-") for m in (guessed, intended))))
+    for name in names:
+        rows.append((name, *(field_summary(m.get("properties", {}).get(name)) for m in (guessed, intended))))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows)
+
+
 def existing_model(es: Elasticsearch, index: str) -> tuple[int | None, str | None, int | None]:
     """(vector dimension, model id, mapping version) of an existing index; None where it does not say."""
     mappings = next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
     dims = mappings.get("properties", {}).get(VECTOR_FIELD, {}).get("dims")
     meta = mappings.get("_meta", {})
     return dims, meta.get("model"), meta.get("mapping_version")
+
+
+def check_index(es: Elasticsearch, index: str, dims: int, model_id: str) -> None:
+    """Raise `IndexMismatch` unless the existing `index` was made by `index_mapping` for this
+    model: one line that says what is wrong and what to do."""
+    found_dims, found_model, found_version = existing_model(es, index)
+    remedy = "re-create it (notebook 01, or `python -m helpers index --recreate`) or set another INDEX_NAME"
+    if found_model is None:
+        raise IndexMismatch(
+            f"index {index!r} was not created by this tutorial: its mapping records no CLIP model (documents sent "
+            f"to a missing index make Elasticsearch guess one); {remedy}"
+        )
+    if (found_dims, found_model) != (dims, model_id):
+        raise IndexMismatch(
+            f"index {index!r} holds {found_dims}-dimensional vectors of model {found_model} but {model_id} "
+            f"makes {dims}-dimensional ones: {remedy}"
+        )
+    if found_version != MAPPING_VERSION:
+        raise IndexMismatch(
+            f"index {index!r} was built with an older mapping (no word fields for hybrid search): {remedy} "
+            "(the embedding cache makes re-indexing quick)"
+        )
 
 
 def ensure_index(
@@ -85,17 +131,7 @@ def ensure_index(
     if exists and recreate:
         es.indices.delete(index=index)
     elif exists:
-        found_dims, found_model, found_version = existing_model(es, index)
-        if (found_dims, found_model) != (dims, model_id):
-            raise IndexMismatch(
-                f"index {index!r} holds {found_dims}-dimensional vectors of model {found_model} but {model_id} "
-                f"makes {dims}-dimensional ones: re-create it (recreate=True / --recreate) or use another index name"
-            )
-        if found_version != MAPPING_VERSION:
-            raise IndexMismatch(
-                f"index {index!r} was built with an older mapping (no word fields for hybrid search): re-create it "
-                "(recreate=True / --recreate; the embedding cache makes that quick) or use another index name"
-            )
+        check_index(es, index, dims, model_id)
         return "kept"
     es.indices.create(index=index, mappings=index_mapping(dims, model_id, index_options))
     return "recreated" if exists else "created"

@@ -33,7 +33,7 @@ def test_an_explicit_clip_model_that_disagrees_is_refused(demo_index) -> None:
         model_for_index(demo_index, "images", settings)
     assert str(caught.value) == (
         "index 'images' was built with CLIP model clip/demo, but CLIP_MODEL asks for clip/ViT-B-16: "
-        "unset CLIP_MODEL to use clip/demo, or re-index with --recreate"
+        "unset CLIP_MODEL to use clip/demo, re-create the index (--recreate), or set another INDEX_NAME"
     )
 
 

@@ -1,0 +1,56 @@
+"""What a notebook needs when it runs alone: the tutorial index, built here if it is missing.
+
+Colab opens every notebook's badge in a runtime of its own, where notebooks 01 and 02 never
+ran; locally a learner may open 03 first. Notebooks 03 and 04 then build the index with the
+helper notebook 02 teaches (`index_folder`), saying so in one line. Run in order, the index is
+there and this does nothing. An index that exists but is wrong for the notebook (another
+model, or a mapping Elasticsearch guessed) is refused in one line that says what to do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from helpers.data import DataChoice, read_records
+from helpers.index import IndexReport, check_index, index_folder
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from helpers.clip import ClipEmbedder
+
+# Seconds to embed one picture with nothing cached, measured on 2 CPU cores: the demo model,
+# and a ViT-B/16 CLIP (the DESIGN's random-weight figure; a GPU is several times faster).
+SECONDS_PER_PICTURE = {"clip/demo": 0.02}
+SECONDS_PER_PICTURE_CLIP = 0.35
+
+
+def about(seconds: float) -> str:
+    """A duration as a person says it: 'a few seconds', 'about 40 s', 'about 3 min'."""
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 90:
+        return f"about {round(seconds, -1):.0f} s"
+    return f"about {round(seconds / 60):.0f} min"
+
+
+def data_name(choice: DataChoice) -> str:
+    return "the synthetic demo set" if choice.is_stand_in else f"the data set in {choice.data_dir.name}/"
+
+
+def ensure_tutorial_index(
+    es: Elasticsearch, embedder: ClipEmbedder, choice: DataChoice, index: str
+) -> IndexReport | None:
+    """Check the index notebook 02 builds; build it when it is missing (returns the report),
+    and say so in one line. An index that is there is checked and left as it is (None)."""
+    if es.indices.exists(index=index):
+        check_index(es, index, embedder.dim, embedder.model_id)
+        return None
+    count = len(read_records(choice.data_dir))
+    per_picture = SECONDS_PER_PICTURE.get(embedder.model_id, SECONDS_PER_PICTURE_CLIP)
+    print(
+        f"Index {index!r} is missing, as in a runtime that has not run notebook 02 (on Colab every notebook runs "
+        f"on its own machine): building it now from {data_name(choice)} ({count} pictures, model "
+        f"{embedder.model_id}), {about(count * per_picture)}."
+    )
+    return index_folder(es, embedder, choice.data_dir, index, progress=False)
