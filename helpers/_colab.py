@@ -36,6 +36,7 @@ REPOSITORY_URL = "https://github.com/clip-image-search/clip-elasticsearch-image-
 REPOSITORY_SETTING = "REPOSITORY_URL"
 COLAB_PROJECT_DIR = "/content/clip-elasticsearch-image-search"
 COLAB_REQUIREMENTS = "requirements-colab.txt"
+COLAB_DRIVE = Path("/content/drive")  # where drive.mount() puts Google Drive
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The notebooks' first code cell, the same in every notebook (`write-bootstrap` puts it there and
@@ -165,6 +166,31 @@ def restart_runtime(stale: list[str]) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def where_the_index_lives(environ: dict[str, str] | None = None, drive: Path = COLAB_DRIVE) -> str:
+    """One paragraph, once per runtime: without a cluster, the embedded engine's index (and the
+    embedding cache) live in this runtime's disk and go with it; Google Drive keeps them."""
+    environ = os.environ if environ is None else environ
+    engine, cache = environ.get("EMBEDDED_ES_PATH", ""), environ.get("EMBEDDING_CACHE_PATH", "")
+    if engine.startswith(str(drive)):
+        return f"The embedded engine keeps its index in Google Drive ({engine}): the next runtime finds it there."
+    said = (
+        "Without a cluster (ELASTICSEARCH_URL or ELASTIC_CLOUD_ID), the embedded engine keeps the index in this "
+        "runtime: it is gone when the runtime is, and every notebook opened from its badge gets a runtime of its own."
+    )
+    if not (drive / "MyDrive").is_dir():
+        mount = f"from google.colab import drive; drive.mount('{drive}')"
+        return f"{said} To keep it, mount Google Drive ({mount}) and run this cell again."
+    keep = drive / "MyDrive" / "clip-image-search"
+    lines = [f"%env EMBEDDED_ES_PATH={keep / 'engine'}"]
+    if not cache.startswith(str(drive)):
+        lines.append(f"%env EMBEDDING_CACHE_PATH={keep / 'embeddings.sqlite'}")
+    return (
+        f"{said} Google Drive is mounted: to keep the index and the embeddings there for the next runtime, run\n  "
+        + "\n  ".join(lines)
+        + "\nin a cell, then this notebook from the next cell on."
+    )
+
+
 def bootstrap(root: Path = PROJECT_ROOT, restart: bool = True) -> list[Change]:
     """Report what was cloned, install what Colab lacks, restart if that is needed."""
     origin = subprocess.run(
@@ -177,6 +203,7 @@ def bootstrap(root: Path = PROJECT_ROOT, restart: bool = True) -> list[Change]:
     os.chdir(root)
     pins = read_pins(root / COLAB_REQUIREMENTS)
     changes = pending_changes(pins)
+    print(where_the_index_lives())
     if not changes:
         print(f"All {len(pins)} packages the notebooks need beyond Colab's own are in place.")
         return []

@@ -188,3 +188,29 @@ def test_the_readme_justifies_every_package_the_bootstrap_adds() -> None:
     colab_section = readme[readme.index("## Colab\n") : readme.index("### The Colab rehearsal")]
     for name in colab.read_pins(PROJECT_ROOT / colab.COLAB_REQUIREMENTS):
         assert f"`{name}`" in colab_section, f"README's Colab section does not say why the bootstrap adds {name}"
+
+
+def test_the_setup_cell_says_where_the_index_lives_and_offers_google_drive(tmp_path: Path) -> None:
+    """Without a cluster the index lives and dies with the runtime: said once, with the way to
+    keep it (mount Drive); with Drive mounted, the two settings that point into it, ready to run;
+    with them set, where the next runtime finds the index."""
+    drive = tmp_path / "drive"
+    unmounted = colab.where_the_index_lives({}, drive)
+    assert "gone when the runtime is" in unmounted and "drive.mount(" in unmounted
+    (drive / "MyDrive").mkdir(parents=True)
+    offer = colab.where_the_index_lives({}, drive)
+    engine, cache = drive / "MyDrive" / "clip-image-search" / "engine", "embeddings.sqlite"
+    assert f"%env EMBEDDED_ES_PATH={engine}" in offer and f"%env EMBEDDING_CACHE_PATH={engine.parent / cache}" in offer
+    kept = colab.where_the_index_lives({"EMBEDDED_ES_PATH": str(engine)}, drive)
+    assert "next runtime finds it" in kept and "gone" not in kept
+
+
+def test_settings_pointed_into_drive_keep_the_index_and_the_cache_there(tmp_path: Path, monkeypatch) -> None:
+    """What the offer's two lines do: the settings take absolute paths, outside the project."""
+    from helpers._settings import load_settings
+
+    engine, cache = tmp_path / "MyDrive" / "engine", tmp_path / "MyDrive" / "embeddings.sqlite"
+    monkeypatch.setenv("EMBEDDED_ES_PATH", str(engine))
+    monkeypatch.setenv("EMBEDDING_CACHE_PATH", str(cache))
+    settings = load_settings()
+    assert settings.embedded_es_path == engine and settings.embedding_cache_path == cache

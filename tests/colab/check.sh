@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make colab-check`: build the Colab-like runtime once (tests/colab/runtime.sh), put Colab's
 # packages back as built, snapshot this checkout (tracked and untracked, not ignored) as the
-# repository the notebooks' bootstrap clones, and run the rehearsal (tests/colab/rehearse.py).
+# repository the notebooks' bootstrap clones, and run the rehearsal (tests/colab/rehearse.py):
+# each notebook alone in a fresh runtime, then nbval and the suite, then the restart leg.
 # COLAB_CHECK_SOURCE=DIR rehearses another checkout's tree (an integration of branches, say)
-# with this checkout's runtime. Arguments go to rehearse.py (--no-suite: notebooks only).
+# with this checkout's runtime. Arguments go to rehearse.py's --suite leg (--no-suite: nbval only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${COLAB_RUNTIME_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clip-elasticsearch-image-search/colab-runtime}/root
@@ -26,7 +27,16 @@ git -C "$SNAPSHOT" -c user.name=colab-check -c user.email=colab-check@localhost 
 
 cp tests/colab/rehearse.py "$ROOT/opt/rehearse.py" # this checkout's runner, whatever the source
 rc=0
-tests/colab/runtime.sh run /opt/driver/bin/python /opt/rehearse.py /srv/snapshot "$@" || rc=$?
+# Each notebook as its badge opens it: a runtime of its own, Colab's packages as built.
+for notebook in "$SNAPSHOT"/notebooks/*.ipynb; do
+	[[ $rc == 0 ]] || break
+	tests/colab/runtime.sh reset
+	tests/colab/runtime.sh run /opt/driver/bin/python /opt/rehearse.py /srv/snapshot --notebook "$(basename "$notebook")" || rc=$?
+done
+# Then, in the last notebook's runtime (everything installed), nbval and the suite on 3.13.
+if [[ $rc == 0 ]]; then
+	tests/colab/runtime.sh run /opt/driver/bin/python /opt/rehearse.py /srv/snapshot --suite "$@" || rc=$?
+fi
 if [[ $rc == 0 ]]; then
 	# The restart, for real, on notebook 01 in a runtime put back as built.
 	tests/colab/runtime.sh reset

@@ -1,13 +1,15 @@
 """The Colab rehearsal, run inside the Colab-like runtime by its driver venv (tests/colab/check.sh).
 
-For each notebook, what a learner on Colab does: open it (a copy in /content, the kernel's
-working directory), Run all in a kernel that has imported at start what Colab's kernel does
-(tests/colab/kernel_startup.py), and if the bootstrap restarts the runtime, Run all again. The
-second bootstrap must install nothing. Then nbval runs every notebook again in fresh kernels and
-compares the outputs the notebooks check, offline (demo model, embedded engine), and the test
-suite runs on this Python. Standard library, nbclient and pytest only.
+For each notebook, what a learner who clicks its Colab badge does, in a runtime of its own
+(check.sh puts Colab's packages back before each; no clone, no data, no index): open it (a
+copy in /content, the kernel's working directory), Run all in a kernel that has imported at
+start what Colab's kernel does (tests/colab/kernel_startup.py), and if the bootstrap restarts
+the runtime, Run all again; the second bootstrap must install nothing. Then nbval runs every
+notebook again in fresh kernels and compares the outputs the notebooks check, offline (demo
+model, embedded engine), and the test suite runs on this Python. Standard library, nbclient
+and pytest only.
 
-    python tests/colab/rehearse.py SNAPSHOT_REPO [--restart-leg] [--no-suite]
+    python tests/colab/rehearse.py SNAPSHOT_REPO --notebook NAME | --suite [--no-suite] | --restart-leg
 """
 
 from __future__ import annotations
@@ -154,42 +156,51 @@ def restart_leg(snapshot: Path) -> dict:
     return report
 
 
+def alone(snapshot: Path, name: str) -> dict:
+    """One notebook as its Colab badge opens it: a runtime of its own (check.sh resets Colab's
+    packages before each), no clone, no data, no index; the bootstrap clones and installs, and
+    Run all goes to the end. Colab's own packages must stay as they were."""
+    shutil.rmtree(CLONE, ignore_errors=True)
+    for old in CONTENT.glob("*.ipynb"):
+        old.unlink()
+    before = pip_freeze()
+    copy = CONTENT / name  # Colab opens a copy; its kernel starts in /content
+    shutil.copy(snapshot / "notebooks" / name, copy)
+    report = as_a_learner(copy)
+    after = pip_freeze()
+    changed = {n: (before.get(n), v) for n, v in after.items() if before.get(n) != v}
+    moved = sorted(n for n, (old, _) in changed.items() if old is not None)
+    if moved:
+        raise SystemExit(f"[colab-check] FAILED: {name}: the bootstrap replaced Colab's own {', '.join(moved)}")
+    if not report["installed"]:
+        raise SystemExit(f"[colab-check] FAILED: {name}: a fresh runtime's bootstrap installed nothing")
+    say(f"{name}: alone in a fresh runtime, the bootstrap added {len(changed)} packages, none of Colab's changed")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("snapshot", type=Path)
-    parser.add_argument("--no-suite", action="store_true", help="skip the test suite on 3.13")
-    parser.add_argument("--restart-leg", action="store_true", help="only the restart leg (notebook 01)")
+    legs = parser.add_mutually_exclusive_group(required=True)
+    legs.add_argument("--notebook", help="one notebook alone, in this fresh runtime")
+    legs.add_argument("--suite", action="store_true", help="nbval over every notebook, then the test suite on 3.13")
+    legs.add_argument("--restart-leg", action="store_true", help="only the restart leg (notebook 01)")
+    parser.add_argument("--no-suite", action="store_true", help="with --suite: nbval only, not the test suite")
     args = parser.parse_args()
 
     os.environ.update(notebook_env(args.snapshot))  # the kernels inherit it
     if args.restart_leg:
         restart_leg(args.snapshot)
-        return
-    before = pip_freeze()
-    notebooks = []
-    reports = []
-    for source in sorted((args.snapshot / "notebooks").glob("*.ipynb")):
-        copy = CONTENT / source.name  # Colab opens a copy; its kernel starts in /content
-        shutil.copy(source, copy)
-        notebooks.append(copy)
-        reports.append(as_a_learner(copy))
-    after = pip_freeze()
-    changed = {n: (before.get(n), v) for n, v in after.items() if before.get(n) != v}
-    say(f"the bootstrap changed {len(changed)} packages (none of Colab's):" if changed else "nothing installed")
-    for name, (old, new) in sorted(changed.items()):
-        say(f"  {name} {old} -> {new}" if old else f"  {name} {new} (added)")
-    moved = sorted(n for n, (old, _) in changed.items() if old is not None)
-    if moved:
-        raise SystemExit(f"[colab-check] FAILED: the bootstrap replaced Colab's own {', '.join(moved)}")
-    if not any(r["installed"] for r in reports[:1]) or any(r["installed"] for r in reports[1:]):
-        raise SystemExit("[colab-check] FAILED: only the first notebook's bootstrap should install")
-
-    run_nbval(notebooks)
-    suite = 0 if args.no_suite else run_suite()
-    (CONTENT / "colab-check.json").write_text(json.dumps({"notebooks": reports, "changed": changed}, indent=1))
-    if suite:
-        raise SystemExit("[colab-check] FAILED: the test suite on Python 3.13")
-    say("passed")
+    elif args.notebook:
+        alone(args.snapshot, args.notebook)
+    else:
+        for source in sorted((args.snapshot / "notebooks").glob("*.ipynb")):
+            shutil.copy(source, CONTENT / source.name)
+        notebooks = sorted(CONTENT.glob("*.ipynb"))
+        run_nbval(notebooks)
+        if not args.no_suite and run_suite():
+            raise SystemExit("[colab-check] FAILED: the test suite on Python 3.13")
+        say("passed")
 
 
 if __name__ == "__main__":
