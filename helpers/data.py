@@ -14,6 +14,8 @@ line that says what to do (`helpers._roboflow`).
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +100,18 @@ def roboflow_calls(settings: Settings) -> Iterator[None]:
 
 
 def demo_data() -> Path:
-    """The demo set (128 images, seed 0), generated once."""
+    """The demo set (128 images, seed 0), generated once: written beside its place, then renamed,
+    so that a process reading it (another kernel, another test) never sees half a data set."""
     if not (DEMO_DATA_DIR / "data.yaml").is_file():
-        write_demo_dataset(DEMO_DATA_DIR, count=128, seed=0)
+        DEMO_DATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=DEMO_DATA_DIR.parent, prefix=".demo-") as scratch:
+            written = write_demo_dataset(Path(scratch) / "demo", count=128, seed=0)
+            try:
+                written.rename(DEMO_DATA_DIR)
+            except OSError:  # there already: another process's identical copy, or an interrupted old run's half
+                if not (DEMO_DATA_DIR / "data.yaml").is_file():
+                    shutil.rmtree(DEMO_DATA_DIR)
+                    written.rename(DEMO_DATA_DIR)
     return DEMO_DATA_DIR
 
 

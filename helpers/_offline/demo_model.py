@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import os
 import shutil
 from pathlib import Path
 
@@ -22,5 +23,8 @@ def install_demo_model(cache_dir: Path) -> Path:
         source, dest = DEMO_MODEL_FILES / name, target / name
         # By content: a retrained model has the same architecture, hence the same file sizes.
         if not dest.is_file() or not filecmp.cmp(source, dest, shallow=False):
-            shutil.copyfile(source, dest)
+            # Copied beside it, then renamed: another process opening the model never sees half a file.
+            partial = dest.with_name(f"{name}.{os.getpid()}.partial")
+            shutil.copyfile(source, partial)
+            os.replace(partial, dest)
     return target
