@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
@@ -16,9 +18,10 @@ os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: n
 from bench import indexing, scale, search_overhead, server, widget_latency
 from bench.vit_b32 import MODEL_ID
 from helpers._engine import embedded_client
-from helpers._settings import PROJECT_ROOT
 from helpers.clip import ClipEmbedder
 from helpers.index import index_folder
+
+WIDTH = 72  # the longest figure's name
 
 
 def gated(index: dict, search: dict) -> list[tuple[str, str]]:
@@ -69,9 +72,8 @@ def server_rows(figures: dict) -> list[tuple[str, str]]:
     ]
 
 
-def reported() -> list[tuple[str, str]]:
-    """Figures that are measured and shown, not gated."""
-    rows = []
+def reported() -> Iterator[tuple[str, str]]:
+    """Figures that are measured and shown, not gated, each yielded as soon as it is measured."""
     with tempfile.TemporaryDirectory() as tmp:
         photos, engine = Path(tmp) / "photos", Path(tmp) / "engine"
         photos.mkdir()
@@ -80,34 +82,42 @@ def reported() -> list[tuple[str, str]]:
         es = embedded_client(engine)
         index_folder(es, embedder, photos, "photos", progress=False)
         p50, p99 = scale.text_latency(es, embedder, "photos")
-        rows.append(("text query end to end, embed + kNN (ms, p50 / p99)", f"{p50:.0f} / {p99:.0f}"))
+        yield ("text query end to end, embed + kNN (ms, p50 / p99)", f"{p50:.0f} / {p99:.0f}")
         cold = scale.cold_cli_seconds(engine, "photos", MODEL_ID)
-        rows.append(("python -m helpers search, cold, to first result (s)", f"{cold:.1f}"))
+        yield ("python -m helpers search, cold, to first result (s)", f"{cold:.1f}")
     for count in (10_000, 100_000, 1_000_000):
         r = scale.engine_at(count)
         shown = f"{r['load_s']:.1f} s / {r['matrix_mb']:,.0f} MB / {r['query_ms']:.1f} ms"
-        rows.append((f"embedded engine, {count:,} x 512: load / memory / kNN", shown))
-    rows.append(
-        (
-            "search widget, query to grid on the demo index, p50 (ms, aim <= 300)",
-            f"{widget_latency.query_to_grid_ms():.0f}",
-        )
+        yield (f"embedded engine, {count:,} x 512: load / memory / kNN", shown)
+    yield (
+        "search widget, query to grid on the demo index, p50 (ms, aim <= 300)",
+        f"{widget_latency.query_to_grid_ms():.0f}",
     )
-    notebooks = len(list((PROJECT_ROOT / "notebooks").glob("*.ipynb")))
-    rows.append(
-        (f"notebook suite (nbval, {notebooks} notebooks) wall time (s)", f"{scale.notebook_suite_seconds():.0f}")
-    )
-    return rows
 
 
-def main() -> None:
+def show(rows: Iterable[tuple[str, str]]) -> None:
+    """Each figure printed the moment it is measured: a later failure loses nothing shown."""
+    for name, value in rows:
+        print(f"{name:<{WIDTH}}  {value:>8}", flush=True)
+
+
+def main() -> int:
     index = indexing.run()
     search = search_overhead.run()
+    show(gated(index, search))
     remote = server.run()
-    rows = gated(index, search) + server_rows(remote) + reported()
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value:>8}")
+    show(server_rows(remote))
+    show(reported())
+    suite = scale.notebook_suite()
+    outcome = "passed" if suite["passed"] else f"FAILED: {suite['summary']}"
+    show(
+        [
+            (
+                f"notebook suite (nbval, {suite['notebooks']} notebooks): wall time (s), outcome",
+                f"{suite['seconds']:.0f}, {outcome}",
+            )
+        ]
+    )
     figures = ("index_speedup_vs_seed_loop", "pipeline_efficiency_vs_model_limit", "warm_rerun_speedup")
     result = {name: round(index[name], 3) for name in figures}
     result["embedded_search_overhead_vs_numpy_100k"] = round(search["ratio"], 3)
@@ -115,8 +125,10 @@ def main() -> None:
     for name in ("cli_cold_search_speedup_server_vs_in_process", "server_index_throughput_vs_in_process"):
         result[name] = round(remote[name], 3)
     result["server_concurrency"] = remote["concurrency"]
+    result["notebook_suite_passed"] = suite["passed"]
     print(json.dumps(result))
+    return 0 if suite["passed"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
