@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from helpers._settings import DATA_DIR, PROJECT_ROOT
+from tests import environment
 
 ENGINE_DIR = DATA_DIR / "nbval-engine"
 NOTEBOOK_ENV = {
@@ -75,10 +76,32 @@ def pytest_runtest_call(item: pytest.Item):
     return result
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def leave() -> None:
+    """Back to the environment the tests had, for whatever runs after the notebooks."""
     if _saved_env:
         os.environ.clear()
         os.environ.update(_saved_env)
+        _saved_env.clear()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last notebook cell (with two workers, other tests may follow on this one)."""
+    if item.path.suffix == ".ipynb" and (nextitem is None or nextitem.path.suffix != ".ipynb"):
+        leave()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With two workers (make test), the notebooks run in guide order on one of them, and so do the
+    other tests that execute the notebooks in place (they share the notebooks' engine folder)."""
+    for item in items:
+        if item.path.suffix == ".ipynb" or item.get_closest_marker("notebooks_in_place"):
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    leave()
 
 
 def execute_in_place() -> None:
@@ -86,6 +109,7 @@ def execute_in_place() -> None:
     import nbformat
     from nbclient import NotebookClient
 
+    environment.apply()
     enter()
     for path in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)

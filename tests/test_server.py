@@ -221,6 +221,7 @@ def checked_outputs(notebook) -> list[str]:
     ]
 
 
+@pytest.mark.notebooks_in_place
 def test_the_guides_notebooks_pass_against_the_server(server: str, tmp_path: Path, monkeypatch) -> None:
     """01 to 04, each in a fresh kernel with INFERENCE_SERVER_URL set and an empty embedding
     cache, must print what they store: every embedding the helpers make goes to the server
