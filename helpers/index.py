@@ -100,24 +100,30 @@ def existing_model(es: Elasticsearch, index: str) -> tuple[int | None, str | Non
     return dims, meta.get("model"), meta.get("mapping_version")
 
 
+REMEDY = "re-create it (notebook 01, or `python -m helpers index --recreate`) or set another INDEX_NAME"
+
+
+def no_model_recorded(index: str) -> IndexMismatch:
+    return IndexMismatch(
+        f"index {index!r} was not created by this tutorial: its mapping records no CLIP model (documents sent "
+        f"to a missing index make Elasticsearch guess one); {REMEDY}"
+    )
+
+
 def check_index(es: Elasticsearch, index: str, dims: int, model_id: str) -> None:
     """Raise `IndexMismatch` unless the existing `index` was made by `index_mapping` for this
     model: one line that says what is wrong and what to do."""
     found_dims, found_model, found_version = existing_model(es, index)
-    remedy = "re-create it (notebook 01, or `python -m helpers index --recreate`) or set another INDEX_NAME"
     if found_model is None:
-        raise IndexMismatch(
-            f"index {index!r} was not created by this tutorial: its mapping records no CLIP model (documents sent "
-            f"to a missing index make Elasticsearch guess one); {remedy}"
-        )
+        raise no_model_recorded(index)
     if (found_dims, found_model) != (dims, model_id):
         raise IndexMismatch(
             f"index {index!r} holds {found_dims}-dimensional vectors of model {found_model} but {model_id} "
-            f"makes {dims}-dimensional ones: {remedy}"
+            f"makes {dims}-dimensional ones: {REMEDY}"
         )
     if found_version != MAPPING_VERSION:
         raise IndexMismatch(
-            f"index {index!r} was built with an older mapping (no word fields for hybrid search): {remedy} "
+            f"index {index!r} was built with an older mapping (no word fields for hybrid search): {REMEDY} "
             "(the embedding cache makes re-indexing quick)"
         )
 

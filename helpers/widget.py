@@ -29,7 +29,7 @@ from helpers._settings import Settings, load_settings
 from helpers.clip import ClipEmbedder, embedder_for
 from helpers.connect import connect, explain
 from helpers.data import detections
-from helpers.index import existing_model
+from helpers.index import existing_model, no_model_recorded
 from helpers.search import DocumentNotFound, Hit, hits_of, knn_request, mix, send, stored_vector
 from helpers.show import plot_hits
 
@@ -198,7 +198,7 @@ def search_widget(
     es = connect(settings, quiet=True)
     _, model, _ = existing_model(es, index)
     if model is None:
-        raise ValueError(f"index {index!r} does not record its model: re-create it with helpers.index_folder")
+        raise no_model_recorded(index)
     if embedder is None or embedder.model_id != model:
         embedder = embedder_for(settings, model)
     return SearchWidget(es, index, data_dir, embedder, detections(Path(data_dir)))
