@@ -72,6 +72,13 @@ def since_filter(day: date | None) -> str | None:
     return datetime.combine(day, day_start(), tzinfo=UTC).isoformat() if day else None
 
 
+def on_enter(box: widgets.Text, action: Callable[[], None]) -> None:
+    """Run `action` when Enter is pressed in `box`. The front end (ipywidgets 7, Colab's, and 8)
+    sends a "submit" message on Enter; ipywidgets 8 deprecates `on_submit`, its wrapper, so the
+    message is read directly."""
+    box.on_msg(lambda _box, content, _buffers: action() if content.get("event") == "submit" else None)
+
+
 class SearchWidget:
     """The widget's controls and what they do. Display it (it is the last value of a cell) or
     drive it from code: set the controls, then call `search()` or `more_like_this()`."""
@@ -99,6 +106,8 @@ class SearchWidget:
         self.request = widgets.HTML()
         request_view = widgets.Accordion(children=[self.request], titles=("The Elasticsearch request",))
         self.go.on_click(lambda _: self.search())
+        for box in (self.text, self.url):  # Enter searches, as in every search box
+            on_enter(box, self.search)
         self.similar.on_click(lambda _: self.more_like_this())
         query = widgets.VBox([self.text, self.url, self.upload])
         options = widgets.VBox([self.k, self.floor, self.since, self.labels])

@@ -1,5 +1,6 @@
 """The search widget, driven as a learner drives it: type, upload, pick a hit, read the request."""
 
+import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,16 @@ def test_a_typed_query_finds_pictures_with_that_label_and_shows_the_request(widg
     assert head == f"POST /{INDEX}/_search" and request["knn"]["k"] == 5 and request["size"] == 5
     assert request["knn"]["query_vector"][-1] == "... 509 more numbers"
     assert widget.similar_to.options[0][0].startswith("1. ")
+
+
+def test_enter_in_the_text_or_url_box_searches(widget: SearchWidget) -> None:
+    """What the front end sends when Enter is pressed in a text box (ipywidgets 7 and 8)."""
+    widget.text.value = "a photo of a red circle"
+    widget.text._handle_custom_msg({"event": "submit"}, [])
+    assert "text: 'a photo of a red circle': 5 hits" in html.unescape(widget.status.value)
+    widget.text.value, widget.url.value = "", "https://127.0.0.1:9/missing.jpg"
+    widget.url._handle_custom_msg({"event": "submit"}, [])
+    assert "missing.jpg" in html.unescape(widget.status.value)
 
 
 def test_an_uploaded_picture_of_the_data_set_comes_back_first(widget: SearchWidget, demo_set: Path) -> None:
