@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
     from helpers.clip import ClipEmbedder
 
-# Seconds to embed one picture with nothing cached, measured on 2 CPU cores: the demo model,
-# and a ViT-B/16 CLIP (the DESIGN's random-weight figure; a GPU is several times faster).
-SECONDS_PER_PICTURE = {"clip/demo": 0.02}
+# Seconds `index_folder` takes per picture with nothing cached, on 2 CPU cores: the demo model
+# (3 ms measured, rounded up for slower machines) and a ViT-B/16 CLIP (340 ms measured with
+# random weights of the real architecture; Colab's CPU runtimes have 2 cores too).
+SECONDS_PER_PICTURE = {"clip/demo": 0.005}
 SECONDS_PER_PICTURE_CLIP = 0.35
 
 
