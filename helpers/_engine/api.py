@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 
-from helpers._engine import documents, indices
-from helpers._engine.errors import EsError, bad_request, unsupported
+from helpers._engine import documents, indices, scroll
+from helpers._engine.errors import EsError, bad_request, index_not_found, unsupported
 from helpers._engine.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
+from helpers._engine.retrievers import run_retriever
 from helpers._engine.search import run_count, run_search
 from helpers._engine.store import Store
 
@@ -31,9 +32,13 @@ ENDPOINTS = [
     "PUT|POST /{index}/_doc/{id}, /{index}/_create/{id}",
     "POST /{index}/_doc",
     "GET|HEAD|DELETE /{index}/_doc/{id}",
+    "POST /{index}/_update/{id} (doc, doc_as_upsert, upsert)",
     "GET|POST [/{index}]/_mget",
     "GET|POST [/{index}]/_search",
     "GET|POST [/{index}]/_count",
+    "GET|POST /_search/scroll[/{scroll_id}]",
+    "DELETE /_search/scroll[/{scroll_id}]",
+    "GET /_data_stream/{name} (none exist here)",
 ]
 INDEX_READ = INDEX_OPTIONS | {"local", "master_timeout"}
 HOUSEKEEPING = {
@@ -60,6 +65,20 @@ def search_targets(store: Store, expression: str, params: dict) -> list:
     return [store.view(name) for name in resolve(store.names(), expression, params)]
 
 
+def with_q(body: dict, params: dict) -> dict:
+    """The `q` parameter in its simplest Lucene form, `field:value` (one term), as the match
+    query it amounts to; any other query-string syntax is refused by name."""
+    q = params.pop("q", None)
+    if q is None:
+        return body
+    field, sep, value = q.partition(":")
+    if not sep or not field or not value or any(c in q for c in ' "*?~^()[]{}\\/+-!&|') or ":" in value:
+        raise unsupported("the parameter", "q", f"only the form field:term is answered, got [{q}]")
+    if "query" in body:
+        raise bad_request("request [_search] contains unrecognized parameter: [q]")
+    return {**body, "query": {"match": {field: value}}}
+
+
 def op_type(params: dict) -> str:
     value = params.get("op_type", "index")
     if value not in ("index", "create"):
@@ -83,13 +102,35 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
     if api == ["_mget"] and method in ("GET", "POST"):
         check_params(params, READ, endpoint)
         return documents.mget(store, target or None, json_object(payload, "_mget"), params)
+    if api[:2] == ["_search", "scroll"] and len(api) <= 3 and not named:
+        path_id = api[2] if len(api) == 3 else None
+        if method in ("GET", "POST"):
+            check_params(params, {"scroll", "scroll_id", "rest_total_hits_as_int"}, endpoint)
+            request = json_object(payload, "_search/scroll") | ({"scroll_id": path_id} if path_id else {})
+            return 200, scroll.scroll(store, request, params)
+        if method == "DELETE":
+            check_params(params, set(), endpoint)
+            return scroll.clear(store, json_object(payload, "clear scroll"), path_id)
     if api == ["_search"] and method in ("GET", "POST"):
-        check_params(params, SEARCH, endpoint)
+        check_params(params, SEARCH | {"scroll", "q"}, endpoint)
         views = search_targets(store, target, params)
-        return 200, run_search(store, views, json_object(payload, "_search"), params)
+        body = with_q(json_object(payload, "_search"), params)
+        if "retriever" in body:
+            if "scroll" in params:
+                raise bad_request("cannot specify [retriever] and [scroll]")
+            return 200, run_retriever(store, views, body, params)
+        if "scroll" in params:
+            return 200, scroll.start(store, views, body, params)
+        return 200, run_search(store, views, body, params)
     if api == ["_count"] and method in ("GET", "POST"):
-        check_params(params, INDEX_OPTIONS | {"preference"}, endpoint)
-        return 200, run_count(store, search_targets(store, target, params), json_object(payload, "_count"))
+        check_params(params, INDEX_OPTIONS | {"preference", "q"}, endpoint)
+        body = with_q(json_object(payload, "_count"), params)
+        return 200, run_count(store, search_targets(store, target, params), body)
+    if parts[:1] == ["_data_stream"] and len(parts) == 2 and method == "GET":
+        check_params(params, {"expand_wildcards", "include_defaults", "master_timeout", "verbose"}, endpoint)
+        if any(c in parts[1] for c in "*?") or parts[1] == "_all":
+            return 200, {"data_streams": []}  # the engine has no data streams (creating one is refused)
+        raise index_not_found(parts[1].split(",")[0])
     if len(api) == 1 and api[0] in HOUSEKEEPING and method in ("GET", "POST"):
         check_params(params, HOUSEKEEPING[api[0]], endpoint)
         return indices.housekeeping(store, target, params, api[0])
@@ -128,6 +169,9 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
     if named and api == ["_doc"] and method == "POST":
         check_params(params, WRITE | {"op_type"}, endpoint)
         return documents.write_doc(store, target, None, payload, create=op_type(params) == "create")
+    if named and len(api) == 2 and api[0] == "_update" and method == "POST":
+        check_params(params, WRITE | {"retry_on_conflict"}, endpoint)
+        return documents.write_doc(store, target, api[1], payload, create=False, action="update")
     if named and len(api) == 2 and api[0] in ("_doc", "_create"):
         (op, doc_id), index = api, target
         if method in ("PUT", "POST"):

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from helpers._engine import updates
 from helpers._engine.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
 from helpers._engine.indices import SHARDS, auto_create_allowed, check_index_name
 from helpers._engine.mapping import DocumentMapper
@@ -17,6 +18,9 @@ from helpers._engine.store import Store
 
 MAX_ID_BYTES = 512
 BULK_METADATA = {"_index", "_id", "op_type"}
+# One process writes: an update never meets a concurrent one, so any retry count holds.
+UPDATE_METADATA = {"retry_on_conflict"}
+NOOP_SHARDS = {"total": 0, "successful": 0, "failed": 0}
 
 
 def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, bytes | None]]:
@@ -77,6 +81,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     items: list[dict] = []
     pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
     present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
+    latest: dict[tuple[str, str], dict] = {}  # the whole source each queued write leaves, for updates
     for action, meta, source in parse_bulk(body, default_index):
         if action == "index" and meta.get("op_type") == "create":
             action = "create"
@@ -86,9 +91,9 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
         item: dict[str, Any] = {"_index": index, "_id": meta.get("_id")}
         items.append({action: item})
         try:
-            if action not in ("index", "create", "delete"):
+            if action not in ("index", "create", "delete", "update"):
                 raise unsupported("the bulk action", action)
-            extra = set(meta) - BULK_METADATA
+            extra = set(meta) - BULK_METADATA - (UPDATE_METADATA if action == "update" else set())
             if extra:
                 raise unsupported("the bulk metadata", sorted(extra)[0])
             if "op_type" in meta and meta["op_type"] not in ("index", "create"):
@@ -97,7 +102,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                 raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
             doc_id = check_id(meta.get("_id"))
             if doc_id is None:
-                if action == "delete":
+                if action in ("delete", "update"):
                     raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
                 doc_id = uuid.uuid4().hex
             item["_id"] = doc_id
@@ -116,13 +121,24 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                     continue
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
                 present_after[(index, doc_id)] = False
-            else:
-                rest, vectors, grown = DocumentMapper(view.mappings, doc_id).read(parse_source(source))
-                if grown is not None:  # the mapping grows before the document is written, as on a cluster
-                    store.put_mappings(index, grown)
-                pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
-                present_after[(index, doc_id)] = True
-                item["_exists"] = exists
+                continue
+            document = parse_source(source)
+            if action == "update":
+                current = None
+                if exists:
+                    current = latest.get((index, doc_id)) or store.fetch(index, [doc_id], True)[doc_id][0]
+                document, outcome = updates.updated_source(index, doc_id, document, current)
+                if outcome == "noop":
+                    version = store.fetch(index, [doc_id], False)[doc_id][1] if doc_id in view.slot_of else 1
+                    item.update(result="noop", status=200, _version=version, _shards=NOOP_SHARDS)
+                    continue
+            rest, vectors, grown = DocumentMapper(view.mappings, doc_id).read(document)
+            if grown is not None:  # the mapping grows before the document is written, as on a cluster
+                store.put_mappings(index, grown)
+            pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
+            present_after[(index, doc_id)] = True
+            latest[(index, doc_id)] = document
+            item["_exists"] = exists
         except EsError as error:
             item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
     for index, ops in pending.items():
@@ -142,8 +158,11 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     return 200, {"took": 0, "errors": errors, "items": items}
 
 
-def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: bool) -> tuple[int, dict]:
-    action = "create" if create else "index"
+def write_doc(
+    store: Store, index: str, doc_id: str | None, body: Any, create: bool, action: str | None = None
+) -> tuple[int, dict]:
+    """One document written through `_bulk`'s code: `_doc`, `_create` and (`action="update"`) `_update`."""
+    action = action or ("create" if create else "index")
     meta = {"_index": index} | ({"_id": doc_id} if doc_id is not None else {})
     _, response = bulk(store, orjson.dumps({action: meta}) + b"\n" + orjson.dumps(body) + b"\n", index)
     item = response["items"][0][action]

@@ -70,7 +70,8 @@ class EmbeddedNode(BaseNode):
         return NodeApiResponse(meta, data)
 
 
-def embedded_client(path: Path) -> Elasticsearch:
-    """An official client whose requests are answered by the engine storing data in `path`."""
+def embedded_client(path: Path, **options: object) -> Elasticsearch:
+    """An official client whose requests are answered by the engine storing data in `path`
+    (`options` go to the client, e.g. a `transport_class`)."""
     node_class = type("EmbeddedNode", (EmbeddedNode,), {"data_path": Path(path)})
-    return Elasticsearch("http://embedded:9200", node_class=node_class, serializer=OrjsonSerializer())
+    return Elasticsearch("http://embedded:9200", node_class=node_class, serializer=OrjsonSerializer(), **options)

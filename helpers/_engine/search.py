@@ -23,7 +23,7 @@ KNOWN_BODY_KEYS |= {"sort", "search_after", "docvalue_fields", "stored_fields"}
 ELASTICSEARCH_BODY_KEYS = {"aggs", "aggregations", "post_filter", "highlight", "rescore", "suggest", "collapse"}
 ELASTICSEARCH_BODY_KEYS |= {"explain", "version", "seq_no_primary_term"}
 ELASTICSEARCH_BODY_KEYS |= {"script_fields", "indices_boost", "profile", "pit", "runtime_mappings", "stats"}
-ELASTICSEARCH_BODY_KEYS |= {"terminate_after", "retriever", "rank", "ext", "slice", "track_scores", "sub_searches"}
+ELASTICSEARCH_BODY_KEYS |= {"terminate_after", "rank", "ext", "slice", "track_scores", "sub_searches"}
 INTEGER_TYPES = {"long", "integer", "short", "byte", "date"}
 
 
@@ -339,6 +339,9 @@ def sorted_by(
         for (name, descending), kind in zip(sort, kinds):
             if name == "_score":
                 key.append(score)
+                continue
+            if name == "_doc":  # index order, as a one-shard cluster's doc ids
+                key.append(slot)
                 continue
             path, _ = matcher.resolve(name)
             values = [comparable(v, kind) for v in field_values(matcher.sources[slot], path)]
