@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from helpers._engine import documents, indices, scroll
+from helpers._engine import documents, indices, msearch, scroll
 from helpers._engine.errors import EsError, bad_request, index_not_found, unsupported
 from helpers._engine.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
 from helpers._engine.retrievers import run_retriever
@@ -36,6 +36,7 @@ ENDPOINTS = [
     "GET|POST [/{index}]/_mget",
     "GET|POST [/{index}]/_search",
     "GET|POST [/{index}]/_count",
+    "GET|POST [/{index}]/_msearch (NDJSON)",
     "GET|POST /_search/scroll[/{scroll_id}]",
     "DELETE /_search/scroll[/{scroll_id}]",
     "GET /_data_stream/{name} (none exist here)",
@@ -49,6 +50,8 @@ HOUSEKEEPING = {
 HEALTH = INDEX_OPTIONS | {"level", "local", "master_timeout", "timeout", "wait_for_status", "wait_for_nodes"}
 HEALTH |= {"wait_for_events", "wait_for_no_relocating_shards", "wait_for_no_initializing_shards"}
 HEALTH |= {"wait_for_active_shards"}
+MSEARCH = {"rest_total_hits_as_int", "typed_keys", "max_concurrent_searches", "search_type", "ccs_minimize_roundtrips"}
+MSEARCH |= {"max_concurrent_shard_requests", "pre_filter_shard_size"} | INDEX_OPTIONS
 
 
 def info() -> dict:
@@ -79,6 +82,40 @@ def with_q(body: dict, params: dict) -> dict:
     return {**body, "query": {"match": {field: value}}}
 
 
+def one_search(store: Store, target: str, body: dict, params: dict) -> dict:
+    """One search, as `_search` or one line of `_msearch` asks it: a retriever, a scroll, or the plain form."""
+    views = search_targets(store, target, params)
+    if "retriever" in body:
+        if "scroll" in params:
+            raise bad_request("cannot specify [retriever] and [scroll]")
+        return run_retriever(store, views, body, params)
+    if "scroll" in params:
+        return scroll.start(store, views, body, params)
+    return run_search(store, views, body, params)
+
+
+def terminate_after(value: str) -> int:
+    try:
+        cap = int(value)
+    except ValueError:
+        raise bad_request(f"Failed to parse int parameter [terminate_after] with value [{value}]") from None
+    if cap < 0:
+        raise bad_request("terminateAfter must be > 0")
+    return cap
+
+
+def count_terminated(store: Store, views: list, body: dict, cap: int) -> dict:
+    """`_count?terminate_after=N`: each index (one shard here) stops counting at N, and the
+    answer says it terminated early when one did."""
+    counts = [run_count(store, [view], body)["count"] for view in views]
+    answer = run_count(store, [], body)
+    answer["count"] = sum(min(c, cap) for c in counts)
+    answer["_shards"] = {**answer["_shards"], "total": len(views), "successful": len(views)}
+    if any(c >= cap for c in counts):
+        answer["terminated_early"] = True
+    return answer
+
+
 def op_type(params: dict) -> str:
     value = params.get("op_type", "index")
     if value not in ("index", "create"):
@@ -95,6 +132,11 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
     if api == ["_bulk"] and method in ("POST", "PUT"):
         check_params(params, WRITE, endpoint)
         return documents.bulk(store, body or b"", target or None)
+    if api == ["_msearch"] and method in ("GET", "POST"):
+        check_params(params, MSEARCH, endpoint)
+        return msearch.msearch(
+            body or b"", target, params, lambda index, request, options: one_search(store, index, request, options)
+        )
     payload: Any = orjson.loads(body) if body else {}
     if not parts and method in ("GET", "HEAD"):
         check_params(params, set(), endpoint)
@@ -113,19 +155,13 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
             return scroll.clear(store, json_object(payload, "clear scroll"), path_id)
     if api == ["_search"] and method in ("GET", "POST"):
         check_params(params, SEARCH | {"scroll", "q"}, endpoint)
-        views = search_targets(store, target, params)
-        body = with_q(json_object(payload, "_search"), params)
-        if "retriever" in body:
-            if "scroll" in params:
-                raise bad_request("cannot specify [retriever] and [scroll]")
-            return 200, run_retriever(store, views, body, params)
-        if "scroll" in params:
-            return 200, scroll.start(store, views, body, params)
-        return 200, run_search(store, views, body, params)
+        return 200, one_search(store, target, with_q(json_object(payload, "_search"), params), params)
     if api == ["_count"] and method in ("GET", "POST"):
-        check_params(params, INDEX_OPTIONS | {"preference", "q"}, endpoint)
+        check_params(params, INDEX_OPTIONS | {"preference", "q", "terminate_after"}, endpoint)
         body = with_q(json_object(payload, "_count"), params)
-        return 200, run_count(store, search_targets(store, target, params), body)
+        cap = terminate_after(params.get("terminate_after", "0"))  # checked before the indices, as on a cluster
+        views = search_targets(store, target, params)
+        return 200, run_count(store, views, body) if cap == 0 else count_terminated(store, views, body, cap)
     if parts[:1] == ["_data_stream"] and len(parts) == 2 and method == "GET":
         check_params(params, {"expand_wildcards", "include_defaults", "master_timeout", "verbose"}, endpoint)
         if any(c in parts[1] for c in "*?") or parts[1] == "_all":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ
+from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ, MSEARCH
 from helpers._engine.documents import BULK_METADATA
 from helpers._engine.indices import ALLOWED_SETTINGS, CLUSTER_SETTINGS
 from helpers._engine.knn import SECTION_OPTIONS
@@ -55,7 +55,8 @@ QUERY_SETTINGS |= {
 }
 QUERY_SETTINGS |= {"range": {"gt", "gte", "lt", "lte"}}
 PARAMETERS = READ | SEARCH | WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
-PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)"}
+PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)", "terminate_after (_count)"}
+PARAMETERS |= MSEARCH
 PARAMETERS |= set().union(*HOUSEKEEPING.values())
 PARAMETER_NAMES = names(PARAMETERS)
 
@@ -70,7 +71,6 @@ AREAS = [
             "`_update_by_query`",
             "`_delete_by_query`",
             "`_reindex`",
-            "`_msearch`",
             "`_knn_search`",
             "`_analyze`",
             "`_explain`",
@@ -93,7 +93,7 @@ AREAS = [
             "filter_path",
             "routing",
             "stored_fields (outside search)",
-            "terminate_after",
+            "terminate_after (on _search)",
             "version",
             "if_seq_no",
             "pipeline",
