@@ -258,3 +258,27 @@ def test_count_with_terminate_after(es: Elasticsearch, index: str, leg: str) -> 
     answer = es.count(index=index, terminate_after=5)
     assert (answer["count"], answer["terminated_early"]) == (5, True)
     assert "terminated_early" not in es.count(index=index)
+
+
+# --- point in time ---------------------------------------------------------------------------
+
+
+def test_point_in_time_pages_a_snapshot_with_search_after(es: Elasticsearch, index: str) -> None:  # noqa: F811
+    pit = es.open_point_in_time(index=index, keep_alive="1m")["id"]
+    es.index(index=index, id="late", document={"n": 100, "kind": "even"}, refresh=True)
+    es.delete(index=index, id="3", refresh=True)
+    seen, after = [], None
+    while True:
+        extra = {"search_after": after} if after else {}
+        answer = es.search(pit={"id": pit, "keep_alive": "1m"}, sort=[{"n": "asc"}], size=8, source=False, **extra)
+        hits = answer["hits"]["hits"]
+        assert answer["hits"]["total"]["value"] == 30  # the count of all matches, on every page
+        if not hits:
+            break
+        seen += [hit["_id"] for hit in hits]
+        after = hits[-1]["sort"]
+        pit = answer["pit_id"]
+    assert seen == [str(i) for i in range(30)]
+    assert es.close_point_in_time(id=pit)["succeeded"]
+    with pytest.raises(NotFoundError):
+        es.search(pit={"id": pit}, size=1)

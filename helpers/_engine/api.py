@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from helpers._engine import documents, indices, msearch, scroll
+from helpers._engine import documents, indices, msearch, pit, scroll
 from helpers._engine.errors import EsError, bad_request, index_not_found, unsupported
 from helpers._engine.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
 from helpers._engine.retrievers import run_retriever
@@ -38,6 +38,7 @@ ENDPOINTS = [
     "GET|POST [/{index}]/_count",
     "GET|POST [/{index}]/_msearch (NDJSON)",
     "GET|POST /_search/scroll[/{scroll_id}]",
+    "POST /{index}/_pit, DELETE /_pit, and `pit` in a search body",
     "DELETE /_search/scroll[/{scroll_id}]",
     "GET /_data_stream/{name} (none exist here)",
 ]
@@ -83,7 +84,12 @@ def with_q(body: dict, params: dict) -> dict:
 
 
 def one_search(store: Store, target: str, body: dict, params: dict) -> dict:
-    """One search, as `_search` or one line of `_msearch` asks it: a retriever, a scroll, or the plain form."""
+    """One search, as `_search` or one line of `_msearch` asks it: through a point in time, a
+    retriever, a scroll, or the plain form."""
+    if "pit" in body:
+        if "scroll" in params:
+            raise bad_request("using [point in time] is not allowed in a scroll context")
+        return pit.search(store, target, body, params)
     views = search_targets(store, target, params)
     if "retriever" in body:
         if "scroll" in params:
@@ -162,6 +168,12 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
         cap = terminate_after(params.get("terminate_after", "0"))  # checked before the indices, as on a cluster
         views = search_targets(store, target, params)
         return 200, run_count(store, views, body) if cap == 0 else count_terminated(store, views, body, cap)
+    if named and api == ["_pit"] and method == "POST":
+        check_params(params, INDEX_OPTIONS | {"keep_alive", "preference", "allow_partial_search_results"}, endpoint)
+        return 200, pit.open_pit(store, target, params)
+    if parts == ["_pit"] and method == "DELETE":
+        check_params(params, set(), endpoint)
+        return pit.close_pit(store, json_object(payload, "DELETE _pit"))
     if parts[:1] == ["_data_stream"] and len(parts) == 2 and method == "GET":
         check_params(params, {"expand_wildcards", "include_defaults", "master_timeout", "verbose"}, endpoint)
         if any(c in parts[1] for c in "*?") or parts[1] == "_all":

@@ -56,7 +56,7 @@ QUERY_SETTINGS |= {
 QUERY_SETTINGS |= {"range": {"gt", "gte", "lt", "lte"}}
 PARAMETERS = READ | SEARCH | WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
 PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)", "terminate_after (_count)"}
-PARAMETERS |= MSEARCH
+PARAMETERS |= MSEARCH | {"keep_alive"}
 PARAMETERS |= set().union(*HOUSEKEEPING.values())
 PARAMETER_NAMES = names(PARAMETERS)
 
@@ -78,7 +78,6 @@ AREAS = [
             "`_cat`",
             "`_license`",
             "`PUT _settings`",
-            "`_pit`",
             "`_async_search`",
             "`_sql`",
             "`_query` (ES|QL)",
@@ -103,7 +102,7 @@ AREAS = [
             "error_trace",
         ],
     ),
-    Area("the search option", names(KNOWN_BODY_KEYS | {"retriever"}), names(ELASTICSEARCH_BODY_KEYS)),
+    Area("the search option", names(KNOWN_BODY_KEYS | {"retriever", "pit"}), names(ELASTICSEARCH_BODY_KEYS)),
     Area(
         "the retriever",
         [
