@@ -282,3 +282,22 @@ def test_point_in_time_pages_a_snapshot_with_search_after(es: Elasticsearch, ind
     assert es.close_point_in_time(id=pit)["succeeded"]
     with pytest.raises(NotFoundError):
         es.search(pit={"id": pit}, size=1)
+
+
+# --- by query, versions ----------------------------------------------------------------------
+
+
+def test_delete_by_query_and_update_by_query(es: Elasticsearch, index: str) -> None:  # noqa: F811
+    deleted = es.delete_by_query(index=index, query={"term": {"kind": "odd"}}, refresh=True)
+    assert (deleted["total"], deleted["deleted"], deleted["failures"]) == (15, 15, [])
+    assert es.count(index=index)["count"] == 15
+    updated = es.update_by_query(index=index, query={"range": {"n": {"lt": 10}}}, refresh=True)
+    assert (updated["total"], updated["updated"]) == (5, 5)
+    assert es.get(index=index, id="2")["_version"] == 2
+    assert es.get(index=index, id="12")["_version"] == 1
+
+
+def test_delete_reports_the_version_it_leaves(es: Elasticsearch, index: str) -> None:  # noqa: F811
+    es.index(index=index, id="5", document={"n": 5})
+    answer = es.delete(index=index, id="5")
+    assert (answer["result"], answer["_version"]) == ("deleted", 3)

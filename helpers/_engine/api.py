@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from helpers._engine import documents, indices, msearch, pit, scroll
+from helpers._engine import by_query, documents, indices, msearch, pit, scroll
 from helpers._engine.errors import EsError, bad_request, index_not_found, unsupported
 from helpers._engine.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
 from helpers._engine.retrievers import run_retriever
@@ -33,6 +33,7 @@ ENDPOINTS = [
     "POST /{index}/_doc",
     "GET|HEAD|DELETE /{index}/_doc/{id}",
     "POST /{index}/_update/{id} (doc, doc_as_upsert, upsert)",
+    "POST /{index}/_delete_by_query, _update_by_query (no script)",
     "GET|POST [/{index}]/_mget",
     "GET|POST [/{index}]/_search",
     "GET|POST [/{index}]/_count",
@@ -168,6 +169,10 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
         cap = terminate_after(params.get("terminate_after", "0"))  # checked before the indices, as on a cluster
         views = search_targets(store, target, params)
         return 200, run_count(store, views, body) if cap == 0 else count_terminated(store, views, body, cap)
+    if named and len(api) == 1 and api[0] in ("_delete_by_query", "_update_by_query") and method == "POST":
+        check_params(params, by_query.PARAMS, endpoint)
+        body = with_q(json_object(payload, api[0]), params)
+        return 200, by_query.by_query(store, api[0], search_targets(store, target, params), body, params)
     if named and api == ["_pit"] and method == "POST":
         check_params(params, INDEX_OPTIONS | {"keep_alive", "preference", "allow_partial_search_results"}, endpoint)
         return 200, pit.open_pit(store, target, params)

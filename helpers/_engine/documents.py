@@ -82,6 +82,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
     present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
     latest: dict[tuple[str, str], dict] = {}  # the whole source each queued write leaves, for updates
+    bumps: dict[tuple[str, str], int] = {}  # the version each id reaches as the queued ops apply
     for action, meta, source in parse_bulk(body, default_index):
         if action == "index" and meta.get("op_type") == "create":
             action = "create"
@@ -119,6 +120,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                 if not exists:
                     item.update(result="not_found", status=404, _version=1)
                     continue
+                item["_version"] = next_version(store, index, doc_id, bumps)  # one past the version it removes
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
                 present_after[(index, doc_id)] = False
                 continue
@@ -138,6 +140,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
             pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
             present_after[(index, doc_id)] = True
             latest[(index, doc_id)] = document
+            item["_queued"] = next_version(store, index, doc_id, bumps)
             item["_exists"] = exists
         except EsError as error:
             item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
@@ -147,15 +150,28 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
             item = next(iter(items[position].values()))
             existed = item.pop("_exists", True)
             if source is None:
-                item.update(result="deleted", status=200, _version=1)
+                item.update(result="deleted", status=200)
             else:
                 item.update(result="updated" if existed else "created", status=200 if existed else 201)
-                item["_version"] = versions[doc_id]
+                # the store's version when this was the id's last op; otherwise the version it had then
+                queued = item.pop("_queued")
+                item["_version"] = versions[doc_id] if queued == bumps[(index, doc_id)] else queued
             item["_shards"] = SHARDS
     for entry in items:
         next(iter(entry.values())).pop("_exists", None)
+        next(iter(entry.values())).pop("_queued", None)
     errors = any("error" in next(iter(item.values())) for item in items)
     return 200, {"took": 0, "errors": errors, "items": items}
+
+
+def next_version(store: Store, index: str, doc_id: str, bumps: dict[tuple[str, str], int]) -> int:
+    """The version one more queued operation on this id gives it (the stored version, counted on)."""
+    key = (index, doc_id)
+    if key not in bumps:
+        stored = store.fetch(index, [doc_id], False).get(doc_id)
+        bumps[key] = stored[1] if stored else 0
+    bumps[key] += 1
+    return bumps[key]
 
 
 def write_doc(
@@ -180,9 +196,10 @@ def write_doc(
 def delete_doc(store: Store, index: str, doc_id: str) -> tuple[int, dict]:
     view = store.view(index)
     if doc_id not in view.slot_of:
-        return 404, {"_index": index, "_id": doc_id, "result": "not_found"}
+        return 404, {"_index": index, "_id": doc_id, "_version": 1, "result": "not_found", "_shards": SHARDS}
+    version = store.fetch(index, [doc_id], False)[doc_id][1] + 1
     store.write(index, [(doc_id, None, None)])
-    return 200, {"_index": index, "_id": doc_id, "result": "deleted", "_shards": SHARDS}
+    return 200, {"_index": index, "_id": doc_id, "_version": version, "result": "deleted", "_shards": SHARDS}
 
 
 def found_doc(store: Store, index: str, doc_id: str, source_spec: dict, params: dict) -> dict:

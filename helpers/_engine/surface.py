@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ, MSEARCH
+from helpers._engine.by_query import PARAMS as BY_QUERY_PARAMS
 from helpers._engine.documents import BULK_METADATA
 from helpers._engine.indices import ALLOWED_SETTINGS, CLUSTER_SETTINGS
 from helpers._engine.knn import SECTION_OPTIONS
@@ -56,7 +57,8 @@ QUERY_SETTINGS |= {
 QUERY_SETTINGS |= {"range": {"gt", "gte", "lt", "lte"}}
 PARAMETERS = READ | SEARCH | WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
 PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)", "terminate_after (_count)"}
-PARAMETERS |= MSEARCH | {"keep_alive"}
+PARAMETERS |= MSEARCH | {"keep_alive"} | (BY_QUERY_PARAMS - {"slices", "wait_for_completion"})
+PARAMETERS |= {"slices (1, auto)", "wait_for_completion (true)"}
 PARAMETERS |= set().union(*HOUSEKEEPING.values())
 PARAMETER_NAMES = names(PARAMETERS)
 
@@ -68,8 +70,6 @@ AREAS = [
         ENDPOINTS,
         [
             "aliases (`_alias`, `_aliases`)",
-            "`_update_by_query`",
-            "`_delete_by_query`",
             "`_reindex`",
             "`_knn_search`",
             "`_analyze`",
