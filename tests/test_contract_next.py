@@ -301,3 +301,41 @@ def test_delete_reports_the_version_it_leaves(es: Elasticsearch, index: str) -> 
     es.index(index=index, id="5", document={"n": 5})
     answer = es.delete(index=index, id="5")
     assert (answer["result"], answer["_version"]) == ("deleted", 3)
+
+
+# --- aliases ---------------------------------------------------------------------------------
+
+
+def test_an_alias_swap_moves_searches_and_writes(es: Elasticsearch, index: str) -> None:  # noqa: F811
+    alias, second = f"{index}-alias", f"{index}-copy"
+    es.indices.create(index=second)
+    es.index(index=second, id="only", document={"n": 1}, refresh=True)
+    es.indices.update_aliases(actions=[{"add": {"index": index, "alias": alias}}])
+    assert es.search(index=alias, size=0)["hits"]["total"]["value"] == 30
+    assert es.get(index=alias, id="4")["_index"] == index
+    assert es.indices.exists_alias(name=alias)
+    es.indices.update_aliases(
+        actions=[
+            {"remove": {"index": index, "alias": alias}},
+            {"add": {"index": second, "alias": alias, "is_write_index": True}},
+        ]
+    )
+    assert es.indices.get_alias(name=alias) == {second: {"aliases": {alias: {"is_write_index": True}}}}
+    assert es.index(index=alias, id="new", document={"n": 2}, refresh=True)["_index"] == second
+    assert es.count(index=alias)["count"] == 2
+    es.indices.delete_alias(index=second, name=alias)
+    assert not es.indices.exists_alias(name=alias)
+    with pytest.raises(NotFoundError):
+        es.indices.get_alias(name=alias)
+
+
+def test_writes_to_an_alias_of_two_indices_need_a_write_index(es: Elasticsearch, index: str) -> None:  # noqa: F811
+    alias, second = f"{index}-alias", f"{index}-copy"
+    es.indices.create(index=second)
+    es.indices.put_alias(index=f"{index},{second}", name=alias)
+    answer = es.bulk(operations=[{"index": {"_index": alias}}, {"n": 1}])
+    item = answer["items"][0]["index"]
+    assert (answer["errors"], item["status"], item["error"]["type"]) == (True, 400, "illegal_argument_exception")
+    assert "no write index is defined for alias" in item["error"]["reason"]
+    with pytest.raises(BadRequestError):
+        es.indices.create(index=alias)

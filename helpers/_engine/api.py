@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from helpers._engine import by_query, documents, indices, msearch, pit, scroll
+from helpers._engine import aliases, by_query, documents, indices, msearch, pit, scroll
 from helpers._engine.errors import EsError, bad_request, index_not_found, unsupported
 from helpers._engine.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
 from helpers._engine.retrievers import run_retriever
@@ -40,6 +40,9 @@ ENDPOINTS = [
     "GET|POST [/{index}]/_msearch (NDJSON)",
     "GET|POST /_search/scroll[/{scroll_id}]",
     "POST /{index}/_pit, DELETE /_pit, and `pit` in a search body",
+    "POST /_aliases (add, remove, remove_index)",
+    "GET|HEAD [/{index}]/_alias[/{name}]",
+    "PUT|POST|DELETE /{index}/_alias[es]/{name}",
     "DELETE /_search/scroll[/{scroll_id}]",
     "GET /_data_stream/{name} (none exist here)",
 ]
@@ -66,8 +69,8 @@ def info() -> dict:
 
 
 def search_targets(store: Store, expression: str, params: dict) -> list:
-    """The indices a search or count reads: `POST /_search` reads every index."""
-    return [store.view(name) for name in resolve(store.names(), expression, params)]
+    """The indices a search or count reads (aliases resolved): `POST /_search` reads every index."""
+    return [store.view(name) for name in resolve(store.names(), aliases.expand(store, expression), params)]
 
 
 def with_q(body: dict, params: dict) -> dict:
@@ -123,6 +126,26 @@ def count_terminated(store: Store, views: list, body: dict, cap: int) -> dict:
     return answer
 
 
+def alias_route(
+    store: Store, method: str, target: str, api: list[str], params: dict, payload: Any, endpoint: str
+) -> tuple[int, dict]:
+    name = api[1] if len(api) == 2 else None
+    if not target and api == ["_aliases"] and method == "POST":
+        check_params(params, WAITS, endpoint)
+        return aliases.apply(store, json_object(payload, "_aliases").get("actions"))
+    if method in ("GET", "HEAD") and api[0] == "_alias":
+        check_params(params, INDEX_READ, endpoint)
+        status, answer = aliases.get(store, target, name, params)
+        return status, answer
+    if method in ("PUT", "POST") and target and name:
+        check_params(params, WAITS, endpoint)
+        return aliases.put(store, target, name, json_object(payload, "PUT _alias"))
+    if method == "DELETE" and target and name:
+        check_params(params, WAITS, endpoint)
+        return aliases.delete(store, target, name)
+    raise unsupported("the endpoint", endpoint)
+
+
 def op_type(params: dict) -> str:
     value = params.get("op_type", "index")
     if value not in ("index", "create"):
@@ -173,6 +196,11 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
         check_params(params, by_query.PARAMS, endpoint)
         body = with_q(json_object(payload, api[0]), params)
         return 200, by_query.by_query(store, api[0], search_targets(store, target, params), body, params)
+    alias_api = (
+        api[:1] in (["_alias"], ["_aliases"]) and len(api) <= 2 and (named or api[0] == "_alias" or method == "POST")
+    )
+    if alias_api:
+        return alias_route(store, method, target, api, params, payload, endpoint)
     if named and api == ["_pit"] and method == "POST":
         check_params(params, INDEX_OPTIONS | {"keep_alive", "preference", "allow_partial_search_results"}, endpoint)
         return 200, pit.open_pit(store, target, params)
@@ -186,10 +214,10 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
         raise index_not_found(parts[1].split(",")[0])
     if len(api) == 1 and api[0] in HOUSEKEEPING and method in ("GET", "POST"):
         check_params(params, HOUSEKEEPING[api[0]], endpoint)
-        return indices.housekeeping(store, target, params, api[0])
+        return indices.housekeeping(store, aliases.expand(store, target), params, api[0])
     if api == ["_mapping"] and method == "GET":
         check_params(params, INDEX_READ, endpoint)
-        return indices.get_mappings(store, target, params)
+        return indices.get_mappings(store, aliases.expand(store, target), params)
     if api == ["_mapping"] and method in ("PUT", "POST") and named:
         check_params(params, INDEX_OPTIONS | WAITS | {"write_index_only"}, endpoint)
         if params.get("write_index_only") == "true":
@@ -197,7 +225,7 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
         return indices.put_mappings(store, target, json_object(payload, "PUT _mapping"), params)
     if api == ["_settings"] and method == "GET":
         check_params(params, INDEX_READ, endpoint)
-        return indices.get_settings(store, target, params)
+        return indices.get_settings(store, aliases.expand(store, target), params)
     if parts == ["_cluster", "settings"] and method in ("GET", "PUT"):
         check_params(params, {"master_timeout", "timeout"}, endpoint)
         if method == "GET":
@@ -209,24 +237,39 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
     if named and not api:
         if method == "PUT":
             check_params(params, WAITS, endpoint)
+            aliases.refuse_index_named_as_alias(store, target)
             return indices.create_index(store, target, json_object(payload, "index creation"))
         if method == "HEAD":
             check_params(params, INDEX_READ, endpoint)
-            return indices.index_exists(store, target, params)
+            return indices.index_exists(store, aliases.expand(store, target), params)
         if method == "GET":
             check_params(params, INDEX_READ, endpoint)
-            return indices.get_indices(store, target, params)
+            status, answer = indices.get_indices(store, aliases.expand(store, target), params)
+            for index, about in answer.items():
+                about["aliases"] = aliases.aliases_of(store, index)
+            return status, answer
         if method == "DELETE":
             check_params(params, INDEX_OPTIONS | WAITS, endpoint)
-            return indices.delete_indices(store, target, params)
+            if any(part in aliases.members(store) for part in target.split(",")):
+                raise bad_request(
+                    f"The provided expression [{target}] matches an alias, specify the corresponding concrete "
+                    "indices instead."
+                )
+            answer = indices.delete_indices(store, target, params)
+            aliases.forget_missing(store)
+            return answer
     if named and api == ["_doc"] and method == "POST":
         check_params(params, WRITE | {"op_type"}, endpoint)
-        return documents.write_doc(store, target, None, payload, create=op_type(params) == "create")
+        index = aliases.write_index(store, target)
+        return documents.write_doc(store, index, None, payload, create=op_type(params) == "create")
     if named and len(api) == 2 and api[0] == "_update" and method == "POST":
         check_params(params, WRITE | {"retry_on_conflict"}, endpoint)
-        return documents.write_doc(store, target, api[1], payload, create=False, action="update")
+        return documents.write_doc(store, aliases.write_index(store, target), api[1], payload, False, "update")
     if named and len(api) == 2 and api[0] in ("_doc", "_create"):
         (op, doc_id), index = api, target
+        index = aliases.write_index(store, target) if method != "GET" and method != "HEAD" else index
+        if method in ("GET", "HEAD"):
+            index = aliases.single_index(store, target)
         if method in ("PUT", "POST"):
             check_params(params, WRITE | ({"op_type"} if op == "_doc" else set()), endpoint)
             return documents.write_doc(

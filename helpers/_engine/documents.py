@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from helpers._engine import updates
+from helpers._engine import aliases, updates
 from helpers._engine.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
 from helpers._engine.indices import SHARDS, auto_create_allowed, check_index_name
 from helpers._engine.mapping import DocumentMapper
@@ -83,6 +83,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
     latest: dict[tuple[str, str], dict] = {}  # the whole source each queued write leaves, for updates
     bumps: dict[tuple[str, str], int] = {}  # the version each id reaches as the queued ops apply
+    alias_table = aliases.members(store)
     for action, meta, source in parse_bulk(body, default_index):
         if action == "index" and meta.get("op_type") == "create":
             action = "create"
@@ -92,6 +93,8 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
         item: dict[str, Any] = {"_index": index, "_id": meta.get("_id")}
         items.append({action: item})
         try:
+            if index:
+                index = item["_index"] = aliases.write_index(store, index, alias_table)  # through an alias
             if action not in ("index", "create", "delete", "update"):
                 raise unsupported("the bulk action", action)
             extra = set(meta) - BULK_METADATA - (UPDATE_METADATA if action == "update" else set())

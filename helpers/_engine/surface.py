@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from helpers._engine.aliases import ADD_OPTIONS as ALIAS_ADD_OPTIONS
+from helpers._engine.aliases import ELASTICSEARCH_ADD_OPTIONS as ELASTICSEARCH_ALIAS_OPTIONS
 from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ, MSEARCH
 from helpers._engine.by_query import PARAMS as BY_QUERY_PARAMS
 from helpers._engine.documents import BULK_METADATA
@@ -69,7 +71,6 @@ AREAS = [
         "the endpoint",
         ENDPOINTS,
         [
-            "aliases (`_alias`, `_aliases`)",
             "`_reindex`",
             "`_knn_search`",
             "`_analyze`",
@@ -169,6 +170,7 @@ AREAS = [
         ["analysis", "mode", "similarity", "sort.*", "query.*"],
     ),
     Area("the index creation option", ["mappings", "settings"], ["aliases"]),
+    Area("the alias option", names(ALIAS_ADD_OPTIONS), names(ELASTICSEARCH_ALIAS_OPTIONS)),
     Area("the cluster setting", names(CLUSTER_SETTINGS), ["any other"]),
     Area("the bulk action", ["index", "create", "delete", "update"], ["any other"]),
     Area(
