@@ -117,6 +117,12 @@ def apply(store: Store, actions: Any) -> tuple[int, dict]:
                 if key not in ADD_OPTIONS:
                     raise EsError(400, "x_content_parse_exception", f"[1:2] [alias_action] unknown field [{key}]")
             write = spec.get("is_write_index")
+            if write is not None and not isinstance(write, bool):
+                raise EsError(
+                    400,
+                    "x_content_parse_exception",
+                    f"[1:2] [alias_action] failed to parse field [is_write_index]: [{write}] is not a boolean",
+                )
             for index in resolve(names, ",".join(listed(spec, "index", "indices")), {}):
                 for alias in listed(spec, "alias", "aliases"):
                     check_alias_name(alias, names)

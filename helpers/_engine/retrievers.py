@@ -123,7 +123,7 @@ class Retrieval:
             clause["filter"] = own
         else:
             clause.pop("filter", None)
-        hits = self.search({"knn": clause, "size": int(options["k"])})
+        hits = self.search({"knn": clause, "size": whole_number(options, {}, "k", 10)})
         return Ranked(hits, {key for key, _ in hits})
 
     def compound(self, name: str, options: dict, filters: list) -> Ranked:
@@ -152,6 +152,8 @@ class Retrieval:
                 if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
                     raise bad_request(f"[linear] retriever weight must be a non-negative number, got [{weight}]")
                 normalizer = child.get("normalizer", default_normalizer)
+                if not isinstance(normalizer, str):
+                    raise parse_error(f"[linear] [normalizer] must be a name, got [{normalizer}]")
                 if normalizer not in NORMALIZERS:
                     raise unsupported("the retriever", f"linear normalizer {normalizer}")
                 ranked = self.run(child["retriever"], own, "linear.retrievers")

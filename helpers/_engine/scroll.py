@@ -166,6 +166,8 @@ def clear(store: Store, body: dict, path_ids: str | None) -> tuple[int, dict]:
         raise unknown_key(sorted(set(body) - {"scroll_id"})[0])
     ids = body.get("scroll_id", path_ids.split(",") if path_ids else None)
     ids = [ids] if isinstance(ids, str) else ids
+    if ids is not None and not isinstance(ids, list):
+        raise unknown_key("scroll_id")
     if not ids:
         raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no scroll ids specified;")
     live = contexts(store)
