@@ -32,11 +32,9 @@ class Context:
     total: dict | int | None
     shards: dict
     expires: float
-    number: int  # the id Elasticsearch's error messages name
 
 
 _contexts: weakref.WeakKeyDictionary[Store, dict[str, Context]] = weakref.WeakKeyDictionary()
-_counter = [0]
 
 
 def keep_alive(value: object, name: str = "scroll") -> float:
@@ -87,10 +85,9 @@ def start(store: Store, views: list[IndexView], body: dict, params: dict) -> dic
     inner.pop("rest_total_hits_as_int", None)
     response = run_search(store, views, query, inner)
     hits = response["hits"]["hits"]
-    _counter[0] += 1
     scroll_id = base64.urlsafe_b64encode(PREFIX + uuid.uuid4().hex.encode()).decode()
     total = total_hits(len(hits), {}, {k: v for k, v in params.items() if k == "rest_total_hits_as_int"})
-    context = Context(hits, size, total, response["_shards"], time.monotonic() + alive, _counter[0])
+    context = Context(hits, size, total, response["_shards"], time.monotonic() + alive)
     contexts(store)[scroll_id] = context
     return page(scroll_id, context, response["took"], response["hits"].get("max_score"))
 
