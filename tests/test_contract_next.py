@@ -14,6 +14,7 @@ import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import bulk, reindex, scan
 
+from helpers.hybrid import rrf_available
 from tests.test_contract import es, leg, peer_differs, peer_url  # noqa: F401 (fixtures)
 
 DIMS = 8
@@ -141,6 +142,12 @@ def test_bulk_update_actions(es: Elasticsearch, index: str) -> None:  # noqa: F8
 # --- retrievers ------------------------------------------------------------------------------
 
 
+def needs_rank_licence(es: Elasticsearch, leg: str) -> None:  # noqa: F811
+    """A cluster runs `rrf` and `linear` with an Enterprise or trial licence only."""
+    if leg == "cluster" and not rrf_available(es):
+        pytest.skip("cluster leg: rrf and linear retrievers need an Enterprise or trial licence")
+
+
 def ranked_ids(answer: dict) -> list[str]:
     return [hit["_id"] for hit in answer["hits"]["hits"]]
 
@@ -154,6 +161,7 @@ def test_standard_retriever_is_the_query(es: Elasticsearch, index: str) -> None:
 
 
 def test_rrf_fuses_ranks(es: Elasticsearch, index: str, leg: str) -> None:  # noqa: F811
+    needs_rank_licence(es, leg)
     vector = es.get(index=index, id="4")["_source"]["v"]
     knn = {"field": "v", "query_vector": vector, "k": 5, "num_candidates": 30}
     query = {"match": {"text": "cup"}}
@@ -183,6 +191,7 @@ def test_rrf_fuses_ranks(es: Elasticsearch, index: str, leg: str) -> None:  # no
 
 
 def test_filter_on_a_compound_retriever_reaches_every_child(es: Elasticsearch, index: str, leg: str) -> None:  # noqa: F811
+    needs_rank_licence(es, leg)
     vector = es.get(index=index, id="4")["_source"]["v"]
     answer = es.search(
         index=index,
@@ -202,6 +211,7 @@ def test_filter_on_a_compound_retriever_reaches_every_child(es: Elasticsearch, i
 
 
 def test_linear_with_minmax(es: Elasticsearch, index: str, leg: str) -> None:  # noqa: F811
+    needs_rank_licence(es, leg)
     peer_differs(leg, "has no linear retriever")
     query = {"match": {"text": "red cat"}}
     plain = es.search(index=index, query=query, size=10)["hits"]["hits"]
@@ -224,6 +234,7 @@ def test_linear_with_minmax(es: Elasticsearch, index: str, leg: str) -> None:  #
 
 
 def test_rank_window_smaller_than_size_is_refused(es: Elasticsearch, index: str, leg: str) -> None:  # noqa: F811
+    needs_rank_licence(es, leg)
     with pytest.raises(BadRequestError) as caught:
         es.search(
             index=index,
