@@ -350,3 +350,14 @@ def test_writes_to_an_alias_of_two_indices_need_a_write_index(es: Elasticsearch,
     assert "no write index is defined for alias" in item["error"]["reason"]
     with pytest.raises(BadRequestError):
         es.indices.create(index=alias)
+
+
+def test_remove_index_and_add_its_name_as_an_alias_in_one_request(es: Elasticsearch, index: str) -> None:  # noqa: F811
+    """How a re-built index replaces an old one under the same name without a gap."""
+    rebuilt = f"{index}-copy"
+    es.indices.create(index=rebuilt)
+    es.index(index=rebuilt, id="new", document={"n": 1}, refresh=True)
+    es.indices.update_aliases(actions=[{"remove_index": {"index": index}}, {"add": {"index": rebuilt, "alias": index}}])
+    assert es.indices.get_alias(name=index) == {rebuilt: {"aliases": {index: {}}}}
+    assert [hit["_id"] for hit in es.search(index=index)["hits"]["hits"]] == ["new"]
+    es.indices.delete(index=rebuilt)  # and its alias with it, so the fixture finds nothing left

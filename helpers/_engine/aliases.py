@@ -95,12 +95,25 @@ def listed(spec: dict, one: str, many: str) -> list[str]:
     return values
 
 
+def listed_names(spec: dict) -> list[str]:
+    value = spec.get("indices", spec.get("index"))
+    return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+
+
 def apply(store: Store, actions: Any) -> tuple[int, dict]:
     """`POST /_aliases`: every action checked first, then all applied in one transaction."""
     if not isinstance(actions, list) or not actions:
         raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: No action specified;")
     names = store.names()
     table = members(store)
+    # An index that `remove_index` drops frees its name for an alias in the same request: the
+    # atomic swap of a re-built index under the old index's name.
+    leaving = [
+        name
+        for entry in actions
+        if isinstance(entry, dict) and isinstance(entry.get("remove_index"), dict)
+        for name in listed_names(entry["remove_index"])
+    ]
     adds: list[tuple[str, str, bool | None]] = []
     removes: list[tuple[str, str]] = []
     dropped: list[str] = []
@@ -125,7 +138,7 @@ def apply(store: Store, actions: Any) -> tuple[int, dict]:
                 )
             for index in resolve(names, ",".join(listed(spec, "index", "indices")), {}):
                 for alias in listed(spec, "alias", "aliases"):
-                    check_alias_name(alias, names)
+                    check_alias_name(alias, [n for n in names if n not in leaving])
                     adds.append((alias, index, write))
         elif kind == "remove":
             for key in spec:
