@@ -86,7 +86,7 @@ def print_hits(title: str, hits: list) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from helpers.clip import embedder_for
     from helpers.connect import connect
-    from helpers.index import index_folder
+    from helpers.index import index_folder, index_for_model
 
     root = Path(args.path)
     if not root.exists():
@@ -95,8 +95,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = args.index or settings.index_name
     es = connect(settings, quiet=args.json)
     options = {"recreate": args.recreate, "progress": not args.json, "index_options": args.index_options}
-    report = index_folder(es, embedder_for(settings), root, index, **options)
-    lines = [f"{report.indexed} images in index {index!r} ({report.new} new), {len(report.skipped)} skipped"]
+    if args.model:  # another model: a new index, then the alias swapped to it (never no index)
+        report = index_for_model(es, embedder_for(settings, args.model), root, index, **options)
+    else:
+        report = index_folder(es, embedder_for(settings), root, index, **options)
+    where = f"index {report.index!r}" + (f" (alias {index!r})" if report.index != index else "")
+    lines = [f"{report.indexed} images in {where} ({report.new} new), {len(report.skipped)} skipped"]
     lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
     emit(report.as_json(), args.json, "\n".join(lines))
     return 1 if report.skipped else 0
@@ -298,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="folder of images (searched recursively) or one image")
     p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
     p.add_argument("--recreate", action="store_true", help="delete and re-create the index first")
+    p.add_argument(
+        "--model",
+        help="CLIP model to index with; if the index holds another model's vectors, a new index is built "
+        "and the alias INDEX_NAME swapped to it",
+    )
     p.add_argument(
         "--index-options",
         choices=INDEX_OPTIONS,

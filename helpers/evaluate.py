@@ -14,12 +14,12 @@ import time
 from collections import Counter
 
 import numpy as np
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
 from helpers._scan import ImageRecord
 from helpers.clip import ClipEmbedder
 from helpers.index import VECTOR_FIELD
-from helpers.search import knn_search
+from helpers.search import hits_of, knn_request, knn_search
 
 PROMPT_TEMPLATE = "a photo of a {}"
 
@@ -73,12 +73,19 @@ def evaluate(embedder: ClipEmbedder, records: list[ImageRecord], k: int = 5) -> 
 def precision_by_class(
     es: Elasticsearch, embedder: ClipEmbedder, index: str, classes: list[str], k: int = 5
 ) -> dict[str, float]:
-    """Per class: the share of the top k hits for "a photo of a {class}" labelled with it."""
+    """Per class: the share of the top k hits for "a photo of a {class}" labelled with it. All
+    the classes' searches go in one `_msearch` request (a header line and a body per class)."""
     prompts = embedder.embed_texts([PROMPT_TEMPLATE.format(name) for name in classes])
-    return {
-        name: float(np.mean([name in hit.labels for hit in knn_search(es, index, prompt, k=k)]))
-        for name, prompt in zip(classes, prompts)
-    }
+    searches: list[dict] = []
+    for prompt in prompts:
+        searches += [{"index": index}, knn_request(prompt, k=k)]
+    answer = es.msearch(searches=searches) if searches else {"responses": []}
+    precision = {}
+    for name, response in zip(classes, answer["responses"]):
+        if "error" in response:  # each search answers on its own: one failure fails this evaluation
+            raise ApiError(message=response["error"].get("type", "error"), meta=answer.meta, body=response)
+        precision[name] = float(np.mean([name in hit.labels for hit in hits_of(response)]))
+    return precision
 
 
 def exact_query(vector: np.ndarray) -> dict:

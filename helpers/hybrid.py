@@ -3,9 +3,10 @@
 Two ways to fuse, chosen by what the cluster allows:
 
 - **Reciprocal rank fusion** (`rrf` retriever; Elasticsearch 8.16+ with an Enterprise or trial
-  licence): each document scores Σ 1 / (60 + its rank) over the two result lists. No weights
-  to tune, because scores of different kinds are never added.
-- **Linear combination** (any licence, and the embedded engine): one request with a `query`
+  licence, and the embedded engine): each document scores Σ 1 / (60 + its rank) over the two
+  result lists. No weights to tune, because scores of different kinds are never added. This is
+  the form Elasticsearch's documentation teaches now.
+- **Linear combination** (any licence): one request with a `query`
   and a `knn` section; a document found by either scores
   `word_weight × BM25 + (1 − word_weight) × kNN score`. The kNN score lies in [0, 1] while BM25
   is unbounded (about 2 to 6 for a label match on a small index), so the default word weight
@@ -30,10 +31,14 @@ FUSIONS = ("auto", "rrf", "linear")
 
 
 def rrf_available(es: Elasticsearch) -> bool:
-    """Whether this cluster runs the `rrf` retriever: version and licence, asked, not assumed.
-    A backend without a licence API (the embedded engine, some compatible servers) gets False."""
+    """Whether this backend runs the `rrf` retriever: version and licence, asked, not assumed.
+    The embedded engine answers retrievers itself, with no licence; another backend without a
+    licence API (some compatible servers) gets False."""
     try:
-        number = es.info()["version"]["number"]
+        version = es.info()["version"]
+        number = version["number"]
+        if version.get("build_flavor") == "embedded":
+            return True
         licence = es.license.get()["license"]["type"]
     except (ApiError, TransportError, KeyError):
         return False

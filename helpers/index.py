@@ -223,3 +223,33 @@ def index_folder(
     bar.close()
     es.indices.refresh(index=index)
     return report
+
+
+def model_index_name(name: str, model_id: str) -> str:
+    """The concrete index that holds `model_id`'s vectors behind the alias `name`."""
+    slug = "".join(c if c.isalnum() else "-" for c in model_id.lower()).strip("-")
+    return f"{name}-{slug}"
+
+
+def index_for_model(es: Elasticsearch, embedder: ClipEmbedder, root: Path, name: str, **options) -> IndexReport:
+    """Index `root` with `embedder`'s model under `name`, never leaving `name` without an index.
+
+    When `name` already holds another model's vectors (as an index or an alias), the images go
+    into a new index for this model, `{name}-{model}`; once it is full, one `_aliases` request
+    points the alias `name` at it and removes the old index (`remove_index`), so searches see
+    the old index until the new one is complete, then the new one, never neither. With no index
+    yet, or one for this model, this is `index_folder` on `name`."""
+    if not es.indices.exists(index=name):
+        return index_folder(es, embedder, root, name, **options)
+    dims, model, version = existing_model(es, name)
+    if (dims, model, version) == (embedder.dim, embedder.model_id, MAPPING_VERSION):
+        return index_folder(es, embedder, root, name, **options)
+    target = model_index_name(name, embedder.model_id)
+    report = index_folder(es, embedder, root, target, **options)
+    if es.indices.exists_alias(name=name):
+        old = [index for index in es.indices.get_alias(name=name).body if index != target]
+    else:
+        old = [name]  # an index of that name: removed in the same request that makes the name an alias
+    actions: list[dict] = [{"remove_index": {"index": index}} for index in old]
+    es.indices.update_aliases(actions=[*actions, {"add": {"index": target, "alias": name}}])
+    return report

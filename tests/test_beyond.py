@@ -107,11 +107,28 @@ def test_mixed_query_moves_between_picture_and_words(planted, embedder) -> None:
 
 def test_hybrid_linear_fusion_adds_word_matches_to_knn(planted, embedder) -> None:
     es = planted["es"]
-    hits, fusion = hybrid.hybrid_search(es, embedder, INDEX, "green circle", k=10)
+    hits, fusion = hybrid.hybrid_search(es, embedder, INDEX, "green circle", k=10, fusion="linear")
     plain = search.search_text(es, embedder, INDEX, "green circle", k=10)
-    assert fusion == "linear"  # the embedded engine has no licence API, hence no RRF
+    assert fusion == "linear"
     assert sum("green circle" in h.labels for h in hits) >= sum("green circle" in h.labels for h in plain)
     assert all({"green", "circle"} & set(" ".join(h.labels).split()) for h in hits)
+
+
+def test_hybrid_on_the_engine_is_an_rrf_retriever(planted, embedder) -> None:
+    """The engine answers retrievers, so `auto` picks RRF there; its ranking is the fusion of
+    the word ranking and the kNN ranking, each cut at the window."""
+    es = planted["es"]
+    hits, fusion = hybrid.hybrid_search(es, embedder, INDEX, "green circle", k=5)
+    assert fusion == "rrf"
+    clause = search.knn_clause(embedder.embed_texts(["green circle"])[0], k=5)
+    words = es.search(index=INDEX, query=hybrid.words_query("green circle", []), size=5, source=False)
+    near = es.search(index=INDEX, knn=clause, size=5, source=False)
+    fused: dict[str, float] = {}
+    for answer in (words, near):
+        for rank, hit in enumerate(answer["hits"]["hits"], 1):
+            fused[hit["_id"]] = fused.get(hit["_id"], 0.0) + 1 / (hybrid.RANK_CONSTANT + rank)
+    best = sorted(fused.values(), reverse=True)[:5]
+    assert np.allclose(sorted((h.score for h in hits), reverse=True), best)
 
 
 def test_rrf_request_fuses_a_word_retriever_and_knn_with_the_same_filters() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from helpers._engine import aliases, updates
 from helpers._engine.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
 from helpers._engine.indices import SHARDS, auto_create_allowed, check_index_name
 from helpers._engine.mapping import DocumentMapper
@@ -17,6 +18,9 @@ from helpers._engine.store import Store
 
 MAX_ID_BYTES = 512
 BULK_METADATA = {"_index", "_id", "op_type"}
+# One process writes: an update never meets a concurrent one, so any retry count holds.
+UPDATE_METADATA = {"retry_on_conflict"}
+NOOP_SHARDS = {"total": 0, "successful": 0, "failed": 0}
 
 
 def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, bytes | None]]:
@@ -77,6 +81,9 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
     items: list[dict] = []
     pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
     present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
+    latest: dict[tuple[str, str], dict] = {}  # the whole source each queued write leaves, for updates
+    bumps: dict[tuple[str, str], int] = {}  # the version each id reaches as the queued ops apply
+    alias_table = aliases.members(store)
     for action, meta, source in parse_bulk(body, default_index):
         if action == "index" and meta.get("op_type") == "create":
             action = "create"
@@ -86,9 +93,11 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
         item: dict[str, Any] = {"_index": index, "_id": meta.get("_id")}
         items.append({action: item})
         try:
-            if action not in ("index", "create", "delete"):
+            if index:
+                index = item["_index"] = aliases.write_index(store, index, alias_table)  # through an alias
+            if action not in ("index", "create", "delete", "update"):
                 raise unsupported("the bulk action", action)
-            extra = set(meta) - BULK_METADATA
+            extra = set(meta) - BULK_METADATA - (UPDATE_METADATA if action == "update" else set())
             if extra:
                 raise unsupported("the bulk metadata", sorted(extra)[0])
             if "op_type" in meta and meta["op_type"] not in ("index", "create"):
@@ -97,7 +106,7 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                 raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
             doc_id = check_id(meta.get("_id"))
             if doc_id is None:
-                if action == "delete":
+                if action in ("delete", "update"):
                     raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
                 doc_id = uuid.uuid4().hex
             item["_id"] = doc_id
@@ -114,15 +123,28 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                 if not exists:
                     item.update(result="not_found", status=404, _version=1)
                     continue
+                item["_version"] = next_version(store, index, doc_id, bumps)  # one past the version it removes
                 pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
                 present_after[(index, doc_id)] = False
-            else:
-                rest, vectors, grown = DocumentMapper(view.mappings, doc_id).read(parse_source(source))
-                if grown is not None:  # the mapping grows before the document is written, as on a cluster
-                    store.put_mappings(index, grown)
-                pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
-                present_after[(index, doc_id)] = True
-                item["_exists"] = exists
+                continue
+            document = parse_source(source)
+            if action == "update":
+                current = None
+                if exists:
+                    current = latest.get((index, doc_id)) or store.fetch(index, [doc_id], True)[doc_id][0]
+                document, outcome = updates.updated_source(index, doc_id, document, current)
+                if outcome == "noop":
+                    version = store.fetch(index, [doc_id], False)[doc_id][1] if doc_id in view.slot_of else 1
+                    item.update(result="noop", status=200, _version=version, _shards=NOOP_SHARDS)
+                    continue
+            rest, vectors, grown = DocumentMapper(view.mappings, doc_id).read(document)
+            if grown is not None:  # the mapping grows before the document is written, as on a cluster
+                store.put_mappings(index, grown)
+            pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
+            present_after[(index, doc_id)] = True
+            latest[(index, doc_id)] = document
+            item["_queued"] = next_version(store, index, doc_id, bumps)
+            item["_exists"] = exists
         except EsError as error:
             item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
     for index, ops in pending.items():
@@ -131,19 +153,35 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
             item = next(iter(items[position].values()))
             existed = item.pop("_exists", True)
             if source is None:
-                item.update(result="deleted", status=200, _version=1)
+                item.update(result="deleted", status=200)
             else:
                 item.update(result="updated" if existed else "created", status=200 if existed else 201)
-                item["_version"] = versions[doc_id]
+                # the store's version when this was the id's last op; otherwise the version it had then
+                queued = item.pop("_queued")
+                item["_version"] = versions[doc_id] if queued == bumps[(index, doc_id)] else queued
             item["_shards"] = SHARDS
     for entry in items:
         next(iter(entry.values())).pop("_exists", None)
+        next(iter(entry.values())).pop("_queued", None)
     errors = any("error" in next(iter(item.values())) for item in items)
     return 200, {"took": 0, "errors": errors, "items": items}
 
 
-def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: bool) -> tuple[int, dict]:
-    action = "create" if create else "index"
+def next_version(store: Store, index: str, doc_id: str, bumps: dict[tuple[str, str], int]) -> int:
+    """The version one more queued operation on this id gives it (the stored version, counted on)."""
+    key = (index, doc_id)
+    if key not in bumps:
+        stored = store.fetch(index, [doc_id], False).get(doc_id)
+        bumps[key] = stored[1] if stored else 0
+    bumps[key] += 1
+    return bumps[key]
+
+
+def write_doc(
+    store: Store, index: str, doc_id: str | None, body: Any, create: bool, action: str | None = None
+) -> tuple[int, dict]:
+    """One document written through `_bulk`'s code: `_doc`, `_create` and (`action="update"`) `_update`."""
+    action = action or ("create" if create else "index")
     meta = {"_index": index} | ({"_id": doc_id} if doc_id is not None else {})
     _, response = bulk(store, orjson.dumps({action: meta}) + b"\n" + orjson.dumps(body) + b"\n", index)
     item = response["items"][0][action]
@@ -161,9 +199,10 @@ def write_doc(store: Store, index: str, doc_id: str | None, body: Any, create: b
 def delete_doc(store: Store, index: str, doc_id: str) -> tuple[int, dict]:
     view = store.view(index)
     if doc_id not in view.slot_of:
-        return 404, {"_index": index, "_id": doc_id, "result": "not_found"}
+        return 404, {"_index": index, "_id": doc_id, "_version": 1, "result": "not_found", "_shards": SHARDS}
+    version = store.fetch(index, [doc_id], False)[doc_id][1] + 1
     store.write(index, [(doc_id, None, None)])
-    return 200, {"_index": index, "_id": doc_id, "result": "deleted", "_shards": SHARDS}
+    return 200, {"_index": index, "_id": doc_id, "_version": version, "result": "deleted", "_shards": SHARDS}
 
 
 def found_doc(store: Store, index: str, doc_id: str, source_spec: dict, params: dict) -> dict:

@@ -22,8 +22,8 @@ KNOWN_BODY_KEYS |= {"sort", "search_after", "docvalue_fields", "stored_fields"}
 # Search body keys Elasticsearch knows that the engine refuses by name; others are unknown keys.
 ELASTICSEARCH_BODY_KEYS = {"aggs", "aggregations", "post_filter", "highlight", "rescore", "suggest", "collapse"}
 ELASTICSEARCH_BODY_KEYS |= {"explain", "version", "seq_no_primary_term"}
-ELASTICSEARCH_BODY_KEYS |= {"script_fields", "indices_boost", "profile", "pit", "runtime_mappings", "stats"}
-ELASTICSEARCH_BODY_KEYS |= {"terminate_after", "retriever", "rank", "ext", "slice", "track_scores", "sub_searches"}
+ELASTICSEARCH_BODY_KEYS |= {"script_fields", "indices_boost", "profile", "runtime_mappings", "stats"}
+ELASTICSEARCH_BODY_KEYS |= {"terminate_after", "rank", "ext", "slice", "track_scores", "sub_searches"}
 INTEGER_TYPES = {"long", "integer", "short", "byte", "date"}
 
 
@@ -256,7 +256,7 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
                 hit["_score"] = None  # as a cluster does: sorting by a field does not compute scores
     found: dict[str, Any] = {"max_score": max((e[2] for e in ranked), default=None) if not sorts_by_field else None}
     found["hits"] = hits
-    total = total_hits(len(ranked), body, params)
+    total = total_hits(len(entries), body, params)  # all matches: search_after pages, it does not filter the count
     shards = len(views)
     return {
         "took": int((time.perf_counter() - started) * 1000),
@@ -339,6 +339,12 @@ def sorted_by(
         for (name, descending), kind in zip(sort, kinds):
             if name == "_score":
                 key.append(score)
+                continue
+            if name == "_doc":  # index order, as a one-shard cluster's doc ids
+                key.append(slot)
+                continue
+            if name == "_shard_doc":  # the point-in-time tiebreaker: (shard << 32) + doc, one shard per index
+                key.append((position << 32) + slot)
                 continue
             path, _ = matcher.resolve(name)
             values = [comparable(v, kind) for v in field_values(matcher.sources[slot], path)]

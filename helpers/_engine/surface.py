@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ
+from helpers._engine.aliases import ADD_OPTIONS as ALIAS_ADD_OPTIONS
+from helpers._engine.aliases import ELASTICSEARCH_ADD_OPTIONS as ELASTICSEARCH_ALIAS_OPTIONS
+from helpers._engine.api import ENDPOINTS, HEALTH, HOUSEKEEPING, INDEX_READ, MSEARCH
+from helpers._engine.by_query import PARAMS as BY_QUERY_PARAMS
 from helpers._engine.documents import BULK_METADATA
 from helpers._engine.indices import ALLOWED_SETTINGS, CLUSTER_SETTINGS
 from helpers._engine.knn import SECTION_OPTIONS
@@ -22,8 +25,16 @@ from helpers._engine.mapping import (
 )
 from helpers._engine.query import FIELD_OPTIONS, QUERY_OPTIONS, Matcher
 from helpers._engine.request import PRESENTATION, READ, SEARCH, WAITS, WRITE
+from helpers._engine.retrievers import (
+    ELASTICSEARCH_RETRIEVERS,
+    KNN_OPTIONS,
+    LINEAR_OPTIONS,
+    RRF_OPTIONS,
+    STANDARD_OPTIONS,
+)
 from helpers._engine.search import ELASTICSEARCH_BODY_KEYS, KNOWN_BODY_KEYS
 from helpers._engine.text import ANALYZERS, KNOWN_ANALYZERS
+from helpers._engine.updates import UPDATE_KEYS
 
 START, END = "<!-- engine-surface:start -->", "<!-- engine-surface:end -->"
 
@@ -47,20 +58,20 @@ QUERY_SETTINGS |= {
 }
 QUERY_SETTINGS |= {"range": {"gt", "gte", "lt", "lte"}}
 PARAMETERS = READ | SEARCH | WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
+PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)", "terminate_after (_count)"}
+PARAMETERS |= MSEARCH | {"keep_alive"} | (BY_QUERY_PARAMS - {"slices", "wait_for_completion", "q"})
+PARAMETERS |= {"slices (1, auto)", "wait_for_completion (true)"}
 PARAMETERS |= set().union(*HOUSEKEEPING.values())
 PARAMETER_NAMES = names(PARAMETERS)
+
+RETRIEVER_OPTIONS = {"standard": STANDARD_OPTIONS, "knn": KNN_OPTIONS, "rrf": RRF_OPTIONS, "linear": LINEAR_OPTIONS}
 
 AREAS = [
     Area(
         "the endpoint",
         ENDPOINTS,
         [
-            "aliases (`_alias`, `_aliases`)",
-            "`_update`",
-            "`_update_by_query`",
-            "`_delete_by_query`",
             "`_reindex`",
-            "`_msearch`",
             "`_knn_search`",
             "`_analyze`",
             "`_explain`",
@@ -68,7 +79,6 @@ AREAS = [
             "`_cat`",
             "`_license`",
             "`PUT _settings`",
-            "`_pit`",
             "`_async_search`",
             "`_sql`",
             "`_query` (ES|QL)",
@@ -79,11 +89,11 @@ AREAS = [
         "the parameter",
         PARAMETER_NAMES,
         [
-            "q",
+            "q (any other query-string syntax)",
             "filter_path",
             "routing",
             "stored_fields (outside search)",
-            "terminate_after",
+            "terminate_after (on _search)",
             "version",
             "if_seq_no",
             "pipeline",
@@ -93,7 +103,18 @@ AREAS = [
             "error_trace",
         ],
     ),
-    Area("the search option", names(KNOWN_BODY_KEYS), names(ELASTICSEARCH_BODY_KEYS)),
+    Area("the search option", names(KNOWN_BODY_KEYS | {"retriever", "pit"}), names(ELASTICSEARCH_BODY_KEYS)),
+    Area(
+        "the retriever",
+        [
+            *[
+                f"{kind}: {', '.join(names(options - {'_name'}))}"
+                for kind, options in sorted(RETRIEVER_OPTIONS.items())
+            ],
+            "linear child: retriever, weight, normalizer (none, minmax)",
+        ],
+        [*names(ELASTICSEARCH_RETRIEVERS), "other linear normalizers (l2_norm)"],
+    ),
     Area(
         "the query",
         QUERIES,
@@ -149,11 +170,17 @@ AREAS = [
         ["analysis", "mode", "similarity", "sort.*", "query.*"],
     ),
     Area("the index creation option", ["mappings", "settings"], ["aliases"]),
+    Area("the alias option", names(ALIAS_ADD_OPTIONS), names(ELASTICSEARCH_ALIAS_OPTIONS)),
     Area("the cluster setting", names(CLUSTER_SETTINGS), ["any other"]),
-    Area("the bulk action", ["index", "create", "delete"], ["update"]),
+    Area("the bulk action", ["index", "create", "delete", "update"], ["any other"]),
+    Area(
+        "the update option",
+        names(UPDATE_KEYS - {"script", "scripted_upsert", "_source"}),
+        ["script", "scripted_upsert", "_source"],
+    ),
     Area(
         "the bulk metadata",
-        names(BULK_METADATA),
+        [*names(BULK_METADATA), "retry_on_conflict (update)"],
         ["routing", "pipeline", "require_alias", "if_seq_no", "if_primary_term", "version", "dynamic_templates"],
     ),
     Area("the mget option", ["docs", "ids", "_index", "_id", "_source"], ["stored_fields", "routing"]),
