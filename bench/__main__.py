@@ -13,7 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
 
-from bench import indexing, scale, search_overhead, server, widget_latency
+from bench import indexing, knn, scale, search_overhead, server, widget_latency
 from bench.vit_b32 import MODEL_ID
 from helpers._engine import embedded_client
 from helpers._settings import PROJECT_ROOT
@@ -103,6 +103,7 @@ def reported() -> list[tuple[str, str]]:
 def main() -> None:
     index = indexing.run()
     search = search_overhead.run()
+    approximate = [knn.run(size) for size in knn.sizes()]  # printed as measured (bench/knn.py)
     remote = server.run()
     rows = gated(index, search) + server_rows(remote) + reported()
     width = max(len(name) for name, _ in rows)
@@ -115,6 +116,7 @@ def main() -> None:
     for name in ("cli_cold_search_speedup_server_vs_in_process", "server_index_throughput_vs_in_process"):
         result[name] = round(remote[name], 3)
     result["server_concurrency"] = remote["concurrency"]
+    result["knn"] = approximate
     print(json.dumps(result))
 
 
