@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -283,25 +284,29 @@ class Graph:
         return 4 * (hnsw.neighbors.size() + hnsw.levels.size()) + 8 * hnsw.offsets.size()
 
     def save(self, path: Path) -> None:
-        """Write the graph aside, sync it, then rename it over the old one."""
+        """Write the graph aside, sync it, then rename it over the old one (whichever process
+        renames last wins: every saved graph is whole, and checked against the store on opening)."""
         if self.index is None:
             path.unlink(missing_ok=True)
             self.dirty = False
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**self.signature, "trained_on": self.trained_on}
-        aside = path.with_suffix(".tmp")
-        with open(aside, "wb") as out:
-            np.savez(
-                out,
-                index=faiss.serialize_index(self.index),
-                ids=np.frombuffer(json.dumps(self.node_ids).encode(), np.uint8),
-                sums=self.node_sums,
-                meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-            )
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(aside, path)
+        aside = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # processes may save at once
+        try:
+            with open(aside, "wb") as out:
+                np.savez(
+                    out,
+                    index=faiss.serialize_index(self.index),
+                    ids=np.frombuffer(json.dumps(self.node_ids).encode(), np.uint8),
+                    sums=self.node_sums,
+                    meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                )
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
         self.dirty, self.changed_since_save = False, 0
 
     def load(self, path: Path) -> bool:

@@ -10,6 +10,7 @@ torn data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -92,8 +93,8 @@ class VectorColumn:
 
     def stored_form(self, vector: np.ndarray) -> np.ndarray:
         """Cosine compares directions only: rows are kept unit length so search is one product."""
-        if self.similarity == "cosine":
-            return vector / np.linalg.norm(vector)
+        if self.similarity == "cosine":  # the same arithmetic as a whole matrix's rows on loading
+            return vector / np.linalg.norm(vector[None, :], axis=1)[0]
         return vector
 
     def raw_similarity(self, query: np.ndarray, used: int, slots: np.ndarray | None = None) -> np.ndarray:
@@ -193,6 +194,7 @@ class Store:
         self.path = path
         self.views: dict[str, IndexView] = {}
         self.graphs: dict[tuple[str, str], Graph] = {}  # (index uuid, field) -> its ANN graph
+        self.written: set[str] = set()  # indices written by the request being answered
         self.data_version = self._data_version()
 
     def _data_version(self) -> int:
@@ -277,8 +279,13 @@ class Store:
         wanted = view.live[:used] & column.present[:used]
         graph.sync(view, view.ids, view.slot_of, wanted, column.matrix[:used], column.touched)
         if graph.wants_saving():
-            graph.save(self.graph_path(view.uuid, name))
+            self.save_graph(graph, view.uuid, name)
         return graph
+
+    def save_graph(self, graph: Graph, index_uuid: str, name: str) -> None:
+        """A graph that cannot be saved (a full or read-only disk) is rebuilt on the next open."""
+        with contextlib.suppress(OSError):
+            graph.save(self.graph_path(index_uuid, name))
 
     def refresh(self, index: str) -> None:
         """`_refresh`: every graph of the index takes in the writes since, and is saved."""
@@ -287,7 +294,7 @@ class Store:
             if column.indexed and column.kind != "flat":
                 graph = self.graph(view, name)
                 if graph.dirty:
-                    graph.save(self.graph_path(view.uuid, name))
+                    self.save_graph(graph, view.uuid, name)
 
     def delete_index(self, index: str) -> None:
         doomed = self.view(index)  # 404 if missing
@@ -364,6 +371,7 @@ class Store:
         """Apply (id, source without vectors, vectors) puts, and (id, None, None) deletions, in
         order and in one transaction. Returns each touched id's new version (0: deleted)."""
         view = self.view(index)
+        self.written.add(index)
         versions: dict[str, int] = {}
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
