@@ -73,14 +73,28 @@ def p50_ms(es, index: str, queries: np.ndarray, num_candidates: int, label: str 
     return 1000 * float(np.median(times))
 
 
-def faiss_alone_s(vectors: np.ndarray) -> float:
-    """faiss's own HNSW build on the same vectors, one thread, one batch."""
+def faiss_alone(vectors: np.ndarray) -> tuple[float, faiss.Index]:
+    """faiss's own HNSW build on the same vectors, one thread, one batch: (seconds, index)."""
     index = faiss.IndexHNSWFlat(vectors.shape[1], M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = EF_CONSTRUCTION
     started = time.perf_counter()
     with one_thread():
         index.add(vectors)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, index
+
+
+def faiss_recall(index: faiss.Index, queries: np.ndarray, truth: np.ndarray, ef: int) -> tuple[float, float]:
+    """faiss alone, no client: (recall@10, median ms per query) at one efSearch."""
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = ef
+    found, times = [], []
+    with one_thread():
+        for q in queries:
+            started = time.perf_counter()
+            _, ids = index.search(q[None, :], K, params=params)
+            times.append(time.perf_counter() - started)
+            found.append(ids[0].tolist())
+    return recall(found, truth), 1000 * float(np.median(times))
 
 
 def run(count: int = 100_000, dims: int = 512) -> dict:
@@ -92,8 +106,13 @@ def run(count: int = 100_000, dims: int = 512) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
         es = embedded_client(path)
-        alone = faiss_alone_s(vectors)
+        alone, reference = faiss_alone(vectors)
         say("faiss alone: HNSW build (vectors/s)", f"{count / alone:,.0f}")
+        for ef in CANDIDATES:
+            found, ms = faiss_recall(reference, queries, truth, ef)
+            figures[f"faiss_alone_recall_at_{ef}"] = found
+            say(f"faiss alone: recall@10 / ms at efSearch {ef} (no client)", f"{found:.3f} / {ms:.2f}")
+        del reference
         for kind in ("hnsw", "int8_hnsw", "bbq_hnsw"):
             load(path, kind, vectors, kind)
             started = time.perf_counter()

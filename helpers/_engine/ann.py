@@ -170,6 +170,8 @@ class Graph:
             for slot in touched:
                 self.tombstone(slot)
         touched.clear()
+        if len(self.slot_node) == int(np.count_nonzero(wanted)):  # every node maps to a wanted slot
+            return
         missing = np.flatnonzero(wanted)
         if self.slot_node:
             covered = np.fromiter(self.slot_node, np.int64, len(self.slot_node))
