@@ -203,3 +203,12 @@ def test_num_candidates_over_the_limit_is_refused(tmp_path: Path, data) -> None:
     put(es, data[0][:10], refresh=True)
     with pytest.raises(BadRequestError, match="cannot exceed"):
         top(es, data[1][:1], num_candidates=10_001)
+
+
+def test_bbq_hnsw_with_max_inner_product_is_refused_by_name(tmp_path: Path) -> None:
+    es = embedded_client(tmp_path)
+    options = {"type": "bbq_hnsw"}
+    vector = {"type": "dense_vector", "dims": DIMS, "similarity": "max_inner_product", "index_options": options}
+    with pytest.raises(BadRequestError, match="does not support"):
+        es.indices.create(index="ann", mappings={"properties": {"v": vector}})
+    assert not es.indices.exists(index="ann")

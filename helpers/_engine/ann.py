@@ -76,6 +76,7 @@ class Graph:
         interval = options.get("confidence_interval")
         self.confidence_interval = float(interval) if interval is not None else default_confidence_interval(dims)
         self.dims, self.similarity = dims, similarity
+        # faiss builds a RaBitQ graph with L2 only: unit vectors (cosine, dot_product) rank the same
         self.l2_index = similarity == "l2_norm" or (self.kind.startswith("bbq") and similarity != "max_inner_product")
         self.reset()
         self.view_key: object = None  # the view whose slots node_slot refers to
@@ -120,15 +121,9 @@ class Graph:
             # Lucene's quantiles: the range keeps `confidence_interval` of all values.
             quantizer.rangestat = faiss.ScalarQuantizer.RS_quantiles
             quantizer.rangestat_arg = (1 - self.confidence_interval) / 2
-        elif kind == "bbq_hnsw" and self.l2_index:
+        elif kind == "bbq_hnsw":  # the mapping refuses it with max_inner_product
             index = faiss.IndexHNSWRaBitQ(d, self.m, 1, faiss.METRIC_L2)
             faiss.downcast_index(index.storage).qb = BBQ_QUERY_BITS
-        elif kind == "bbq_hnsw":  # max_inner_product: RaBitQ codes under a generic HNSW
-            storage = faiss.IndexRaBitQ(d, faiss.METRIC_INNER_PRODUCT)
-            storage.qb = BBQ_QUERY_BITS
-            index = faiss.IndexHNSW(storage, self.m)
-            index.own_fields = True
-            storage.this.disown()
         else:  # bbq_flat
             index = faiss.IndexRaBitQ(d, metric)
             index.qb = BBQ_QUERY_BITS
