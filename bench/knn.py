@@ -8,6 +8,7 @@ every ANN method and teach nothing. Each figure is printed as soon as it is meas
 
     python -m bench.knn                        # 100,000 x 512
     KNN_BENCH_SIZES=100000,1000000 python -m bench.knn
+    KNN_BENCH_SIZES=1000000 KNN_BENCH_KINDS=hnsw python -m bench.knn   # the float graph only
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def run(count: int = 100_000, dims: int = 512) -> dict:
             figures[f"faiss_alone_recall_at_{ef}"] = found
             say(f"faiss alone: recall@10 / ms at efSearch {ef} (no client)", f"{found:.3f} / {ms:.2f}")
         del reference
-        for kind in ("hnsw", "int8_hnsw", "bbq_hnsw"):
+        for kind in kinds():
             load(path, kind, vectors, kind)
             started = time.perf_counter()
             es.indices.refresh(index=kind)  # the graph is built here, from the stored vectors
@@ -155,6 +156,12 @@ def run(count: int = 100_000, dims: int = 512) -> dict:
         say("hnsw filtered recall@10, num_candidates 100", f"{recall(found, filtered_truth):.3f}")
         close_store(path)
     return figures
+
+
+def kinds() -> list[str]:
+    """The index_options types measured (`KNN_BENCH_KINDS`, comma-separated; hnsw is always one)."""
+    given = os.environ.get("KNN_BENCH_KINDS", "hnsw,int8_hnsw,bbq_hnsw").split(",")
+    return ["hnsw", *[kind.strip() for kind in given if kind.strip() in ES_BYTES and kind.strip() != "hnsw"]]
 
 
 def sizes() -> list[int]:
