@@ -99,13 +99,14 @@ def test_the_graph_is_rebuilt_once_deletions_pass_the_threshold(tmp_path: Path, 
     es = embedded_client(tmp_path)
     create(es)
     put(es, vectors, refresh=True)
-    bulk(es, ({"_op_type": "delete", "_index": "ann", "_id": str(i)} for i in range(0, DOCS, 2)), refresh=True)
-    put(es, vectors[:10] * -1, first=DOCS, refresh=True)  # a write brings in the tombstone count check
     store = store_for(tmp_path)
     graph = store.graphs[(store.view("ann").uuid, "v")]
-    assert graph.index.ntotal == DOCS // 2 + 10  # compacted: no tombstones kept
+    bulk(es, ({"_op_type": "delete", "_index": "ann", "_id": str(i)} for i in range(0, DOCS, 5)), refresh=True)
+    assert graph.index.ntotal == DOCS  # a fifth deleted: tombstones, under the threshold
+    bulk(es, ({"_op_type": "delete", "_index": "ann", "_id": str(i)} for i in range(1, DOCS, 5)), refresh=True)
+    assert graph.index.ntotal == DOCS * 3 // 5  # two fifths: compacted, no tombstones kept
     found = top(es, queries, num_candidates=200)
-    assert all(int(i) % 2 == 1 or int(i) >= DOCS for ids in found for i in ids)
+    assert all(int(i) % 5 > 1 for ids in found for i in ids)
 
 
 def test_the_saved_graph_is_reused_and_a_damaged_one_rebuilt_with_the_same_hits(

@@ -165,21 +165,20 @@ class Graph:
             for slot in touched:
                 self.tombstone(slot)
         touched.clear()
-        if len(self.slot_node) == int(np.count_nonzero(wanted)):  # every node maps to a wanted slot
+        live_nodes = len(self.slot_node)
+        wanted_count = int(np.count_nonzero(wanted))
+        dead = len(self.node_ids) - live_nodes
+        grown = self.kind in CODE_KINDS and self.trained_on < TRAIN_SAMPLE
+        grown = grown and wanted_count > RETRAIN_GROWTH * max(self.trained_on, 1)
+        if (dead and dead > TOMBSTONE_SHARE * max(wanted_count, 1)) or grown:
+            self.reset()  # compact (or retrain on a sample that now represents the field)
+            live_nodes, self.dirty = 0, True
+        if live_nodes == wanted_count:  # every node maps to a wanted slot: nothing is missing
             return
         missing = np.flatnonzero(wanted)
         if self.slot_node:
             covered = np.fromiter(self.slot_node, np.int64, len(self.slot_node))
             missing = np.setdiff1d(missing, covered, assume_unique=True)
-        if not len(missing):
-            return
-        live_nodes = len(self.slot_node)
-        dead = len(self.node_ids) - live_nodes
-        grown = self.kind in CODE_KINDS and self.trained_on < TRAIN_SAMPLE
-        grown = grown and live_nodes + len(missing) > RETRAIN_GROWTH * max(self.trained_on, 1)
-        if dead > TOMBSTONE_SHARE * (live_nodes + len(missing)) or grown:
-            self.reset()
-            missing = np.flatnonzero(wanted)
         self.add([ids[s] for s in missing], missing, matrix[missing])
 
     def attach(self, slot_of: dict[str, int], wanted: np.ndarray, matrix: np.ndarray) -> None:
@@ -245,7 +244,7 @@ class Graph:
                 params.sel = selector
             distances, nodes = self.index.search(q, pool, params=params)
             found = nodes[0] >= 0
-            if int(found.sum()) >= min(pool, count) and int(found.sum()) == pool:
+            if int(found.sum()) == pool:
                 nodes, distances = nodes[0][found], distances[0][found]
                 return self.node_slot[nodes], self.raw_of(distances, query).astype(np.float32)
             exact = True  # the graph search came back short: search exactly, as Lucene does
