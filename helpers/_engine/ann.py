@@ -11,13 +11,15 @@ search still walks through nodes that do not match, as Lucene's does.
 
 Graph nodes are numbered in insertion order and name a document by id; an update or a
 delete tombstones its node at once and the new vector joins as a new node at the next
-refresh (`_refresh`, or any kNN search, which refreshes first). Past a share of tombstones,
-or when the index has outgrown the sample its quantiser was trained on, the graph is rebuilt
-from the stored float vectors. Vectors are added one at a time on one thread, so the graph
-depends only on the order of the writes, never on how they were batched nor on the machine's
-cores. The graph is saved beside the store (written aside, then renamed); on opening, a
-missing, damaged or foreign file is rebuilt and a stale one is brought up to date, checked
-node by node against the stored vectors.
+refresh (`_refresh` or `_flush`, a write's `refresh=true`, or any kNN search, which refreshes
+first: the engine's writes are visible at once, as they always were). Past a share of
+tombstones, or when the index has outgrown the sample its quantiser was trained on, the graph
+is rebuilt from the stored float vectors. Vectors are added one at a time on one thread, so
+the graph depends only on the order of the writes (and on where refreshes fell between an
+update and its document's first indexing), never on how writes were batched nor on the
+machine's cores. The graph is saved beside the store (written aside, then renamed); on
+opening, a missing, damaged or foreign file is rebuilt and a stale one is brought up to date,
+checked node by node against the stored vectors.
 """
 
 from __future__ import annotations
