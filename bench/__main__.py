@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
 
-from bench import indexing, scale, search_overhead, server, widget_latency
+from bench import indexing, knn, scale, search_overhead, server, widget_latency
 from bench.vit_b32 import MODEL_ID
 from helpers._engine import embedded_client
 from helpers.clip import ClipEmbedder
@@ -113,6 +113,7 @@ def main() -> int:
     show(index_rows(index))
     search = search_overhead.run()
     show(search_rows(search))
+    approximate = [knn.run(size) for size in knn.sizes()]  # printed as measured (bench/knn.py)
     remote = server.run()
     show(server_rows(remote))
     show(reported())
@@ -133,6 +134,7 @@ def main() -> int:
     for name in ("cli_cold_search_speedup_server_vs_in_process", "server_index_throughput_vs_in_process"):
         result[name] = round(remote[name], 3)
     result["server_concurrency"] = remote["concurrency"]
+    result["knn"] = approximate
     result["notebook_suite_passed"] = suite["passed"]
     print(json.dumps(result))
     return 0 if suite["passed"] else 1

@@ -1,5 +1,6 @@
 """Embedded-engine kNN through the official client vs a bare numpy product + top-k, plain
-and with a `term` pre-filter on a label (a third of the documents carry each label).
+and with a `term` pre-filter on a label (a third of the documents carry each label). The
+field is mapped `flat` (exact search): approximate search is measured by `bench/knn.py`.
 
 Both search the same float32 matrix; the engine's extra cost is the client, JSON, the
 filter and response building. numpy's filtered side keeps the label's row numbers from one
@@ -43,7 +44,9 @@ def load(path: Path, vectors: np.ndarray, offset: int = 0) -> None:
     """Fill the store directly (bulk JSON of 100k × 512 floats would only time the loader)."""
     es = embedded_client(path)
     if not es.indices.exists(index="bench"):
-        es.indices.create(index="bench", mappings=index_mapping(vectors.shape[1], "bench/random"))
+        mapping = index_mapping(vectors.shape[1], "bench/random")
+        mapping["properties"][VECTOR_FIELD]["index_options"] = {"type": "flat"}  # exact: what numpy is held to
+        es.indices.create(index="bench", mappings=mapping)
     store = store_for(path)
     for start in range(0, len(vectors), 10_000):
         rows = range(start, min(start + 10_000, len(vectors)))

@@ -60,7 +60,17 @@ _EXPORTS = {
     "helpers.widget": ["SearchWidget", "search_widget"],
     "helpers.hybrid": ["hybrid_search"],
     "helpers.dedup": ["find_duplicates"],
-    "helpers.evaluate": ["exact_query", "knn_recall", "precision_by_class", "searches_exactly"],
+    "helpers.evaluate": [
+        "ANN_TYPES",
+        "ann_curves",
+        "ann_ids",
+        "exact_query",
+        "knn_recall",
+        "precision_by_class",
+        "synthetic_index",
+        "vector_memory",
+    ],
+    "helpers.synthetic": ["exact_neighbours", "spectrum_vectors"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_MODULE_OF, "classify", "connect", "evaluate"])

@@ -5,7 +5,9 @@
 - **through the index** (notebook 06): precision@k per class as a user meets it, and the
   recall of approximate kNN against exact search (`script_score`, cosine + 1 over every
   document: slow on big indexes, but the ground truth HNSW is measured against) for
-  several `num_candidates`.
+  several `num_candidates`;
+- **on a larger synthetic index** (notebooks 03 and 06, `helpers/synthetic.py`): recall@k,
+  latency and memory per vector of hnsw, int8_hnsw and bbq_hnsw by `num_candidates`.
 """
 
 from __future__ import annotations
@@ -123,6 +125,88 @@ def knn_recall(
     return rows
 
 
-def searches_exactly(es: Elasticsearch) -> bool:
-    """The embedded engine's kNN is exact, so its recall is 1.0 by construction."""
-    return es.info()["version"].get("build_flavor") == "embedded"
+# --- Approximate kNN on a larger index of synthetic vectors (notebooks 03 and 06) -------------
+
+SYNTHETIC_FIELD = "vector"
+ANN_TYPES = ("hnsw", "int8_hnsw", "bbq_hnsw")
+# Elasticsearch's memory estimate per vector, in bytes, graph excluded (its kNN tuning guide).
+ES_BYTES_PER_VECTOR = {
+    "hnsw": lambda dims: 4 * dims,
+    "int8_hnsw": lambda dims: dims + 4,
+    "int4_hnsw": lambda dims: dims / 2 + 4,
+    "bbq_hnsw": lambda dims: dims / 8 + 14,
+}
+
+
+def synthetic_index(
+    es: Elasticsearch, index: str, vectors: np.ndarray, index_options: str = "hnsw", m: int = 16,
+    ef_construction: int = 100,
+) -> None:  # fmt: skip
+    """(Re)create `index` holding `vectors` (ids "0", "1", ... in a `vector` field, cosine),
+    with the given HNSW variant, and refresh it so that every vector is in the graph."""
+    from elasticsearch.helpers import bulk
+
+    es.indices.delete(index=index, ignore_unavailable=True)
+    options = {"type": index_options, "m": m, "ef_construction": ef_construction}
+    field = {"type": "dense_vector", "dims": int(vectors.shape[1]), "index": True, "similarity": "cosine"}
+    es.indices.create(index=index, mappings={"properties": {SYNTHETIC_FIELD: field | {"index_options": options}}})
+    actions = ({"_index": index, "_id": str(i), SYNTHETIC_FIELD: row} for i, row in enumerate(vectors.tolist()))
+    bulk(es, actions, chunk_size=2000, request_timeout=600)
+    es.indices.refresh(index=index)
+
+
+def ann_ids(es: Elasticsearch, index: str, query: np.ndarray, k: int, num_candidates: int) -> list[str]:
+    """Ids of the top-level kNN search's hits on a synthetic index, best first."""
+    clause = {"field": SYNTHETIC_FIELD, "query_vector": query.tolist(), "k": k, "num_candidates": num_candidates}
+    return [hit["_id"] for hit in es.search(index=index, knn=clause, size=k, source=False)["hits"]["hits"]]
+
+
+def ann_curves(
+    es: Elasticsearch, indices: dict[str, str], queries: np.ndarray, truth: np.ndarray, k: int = 10,
+    num_candidates: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000),
+) -> list[dict]:  # fmt: skip
+    """For each index (by label) and `num_candidates`: mean recall@k against the true
+    neighbours (`truth`: row numbers, best first), how many queries missed at least one of
+    them, and the median latency in ms through the client."""
+    rows = []
+    for label, index in indices.items():
+        for candidates in num_candidates:
+            recalls, latencies = [], []
+            for query, exact in zip(queries, truth):
+                started = time.perf_counter()
+                found = ann_ids(es, index, query, k, max(candidates, k))
+                latencies.append((time.perf_counter() - started) * 1000)
+                recalls.append(len({int(i) for i in found} & set(exact[:k].tolist())) / k)
+            rows.append(
+                {
+                    "type": label,
+                    "num_candidates": candidates,
+                    "recall": float(np.mean(recalls)),
+                    "missed_queries": int(sum(r < 1 for r in recalls)),
+                    "ms": float(np.median(latencies)),
+                }
+            )
+    return rows
+
+
+def vector_memory(es: Elasticsearch, index: str, index_options: str, dims: int) -> dict:
+    """Bytes per vector of what kNN search reads: on the embedded engine measured (its codes,
+    and its graph's links apart); on a cluster Elasticsearch's own estimate only."""
+    estimate = ES_BYTES_PER_VECTOR[index_options](dims)
+    row = {"type": index_options, "elasticsearch_estimate": estimate, "codes": None, "graph": None}
+    store = _embedded_store(es)
+    if store is not None:
+        view = store.view(index)
+        graph = store.graph(view, SYNTHETIC_FIELD)
+        row |= {"codes": graph.code_bytes(), "graph": round(graph.graph_bytes() / max(view.count, 1))}
+    return row
+
+
+def _embedded_store(es: Elasticsearch):
+    """The embedded engine's store behind a client, or None for a cluster."""
+    from helpers._engine.node import EmbeddedNode, store_for
+
+    for node in es.transport.node_pool.all():
+        if isinstance(node, EmbeddedNode):
+            return store_for(node.data_path)
+    return None

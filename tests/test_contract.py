@@ -654,3 +654,144 @@ def test_field_options_are_honoured(es: Elasticsearch, fresh: str) -> None:
     with pytest.raises(BadRequestError) as caught:
         es.search(index=fresh, knn={"field": "raw", "query_vector": [1, 2, 3], "k": 1, "num_candidates": 2})
     assert "[index] set to [true]" in explain(caught.value, load_settings())
+
+
+# --- Approximate kNN (issue #24): the candidate pool, filters through the graph, quantisation ---
+
+ANN_DIMS = 64
+ANN_DOCS = 1500
+QUANTIZED = ["int8_hnsw", "int4_hnsw", "bbq_hnsw", "int8_flat", "int4_flat", "bbq_flat"]
+
+
+def ann_index(es: Elasticsearch, name: str, kind: str, vectors: np.ndarray, **options) -> None:
+    """A `dense_vector` field `v` of the given index_options type, and a `part` keyword (0, 1, 2)."""
+    index_options = {"type": kind, **options}
+    vector = {"type": "dense_vector", "dims": vectors.shape[1], "similarity": "cosine", "index_options": index_options}
+    es.indices.create(index=name, mappings={"properties": {"v": vector, "part": {"type": "keyword"}}})
+    actions = ({"_index": name, "_id": str(i), "v": v.tolist(), "part": str(i % 3)} for i, v in enumerate(vectors))
+    bulk(es, actions, chunk_size=500)
+    es.indices.refresh(index=name)
+
+
+@pytest.fixture
+def spectrum() -> tuple[np.ndarray, np.ndarray]:
+    from helpers.synthetic import spectrum_vectors
+
+    return spectrum_vectors(ANN_DOCS, ANN_DIMS, seed=3), spectrum_vectors(30, ANN_DIMS, seed=4)
+
+
+def ann_ids(es: Elasticsearch, name: str, query: np.ndarray, k: int, num_candidates: int, **extra) -> list[str]:
+    clause = {"field": "v", "query_vector": query.tolist(), "k": k, "num_candidates": num_candidates, **extra}
+    return [h["_id"] for h in es.search(index=name, knn=clause, size=k, source=False)["hits"]["hits"]]
+
+
+def mean_recall(found: list[list[str]], vectors: np.ndarray, queries: np.ndarray, k: int, rows=None) -> float:
+    rows = np.arange(len(vectors)) if rows is None else rows
+    truth = [rows[np.argsort(-(vectors[rows] @ q), kind="stable")[:k]] for q in queries]
+    return float(np.mean([len({int(i) for i in f} & set(t.tolist())) / k for f, t in zip(found, truth)]))
+
+
+def test_num_candidates_and_k_out_of_bounds_are_elasticsearch_errors(es: Elasticsearch, index: str) -> None:
+    query = np.ones(DIMS, np.float32)
+    cases = [(5, 3, "[num_candidates] cannot be less than [k]"), (5, 10_001, "[num_candidates] cannot exceed [10000]")]
+    cases += [(0, 10, "[k] must be greater than 0")]
+    for k, num_candidates, reason in cases:
+        clause = {"field": VECTOR_FIELD, "query_vector": query.tolist(), "k": k, "num_candidates": num_candidates}
+        with pytest.raises(BadRequestError) as caught:
+            es.search(index=index, knn=clause)
+        assert reason in str(caught.value.body), caught.value.body
+    assert es.count(index=index)["count"] == DOCS  # nothing stored is lost
+
+
+def test_a_larger_candidate_pool_finds_more_of_the_true_neighbours(es: Elasticsearch, spectrum) -> None:
+    vectors, queries = spectrum
+    name = f"contract-ann-{uuid.uuid4().hex[:8]}"
+    ann_index(es, name, "hnsw", vectors, m=16, ef_construction=100)
+    try:
+        small = mean_recall([ann_ids(es, name, q, 10, 10) for q in queries], vectors, queries, 10)
+        large = mean_recall([ann_ids(es, name, q, 10, 500) for q in queries], vectors, queries, 10)
+        assert large >= small and large >= 0.95, (small, large)
+    finally:
+        es.indices.delete(index=name)
+
+
+def test_filtered_knn_walks_the_graph_and_keeps_only_matches(es: Elasticsearch, spectrum) -> None:
+    vectors, queries = spectrum
+    name = f"contract-ann-{uuid.uuid4().hex[:8]}"
+    ann_index(es, name, "hnsw", vectors)
+    try:
+        third = {"term": {"part": "1"}}  # lets through a third: too many for the exact fallback
+        found = [ann_ids(es, name, q, 10, 100, filter=third) for q in queries]
+        assert all(int(i) % 3 == 1 for ids in found for i in ids) and all(len(ids) == 10 for ids in found)
+        assert mean_recall(found, vectors, queries, 10, np.arange(1, ANN_DOCS, 3)) >= 0.9
+        few = {"ids": {"values": ["4", "40", "400", "1000"]}}  # fewer than num_candidates: exact
+        hits = ann_ids(es, name, queries[0], 3, 10, filter=few)
+        rows = np.array([4, 40, 400, 1000])
+        assert hits == [str(i) for i in rows[np.argsort(-(vectors[rows] @ queries[0]))[:3]]]
+    finally:
+        es.indices.delete(index=name)
+
+
+@pytest.mark.parametrize("kind", QUANTIZED)
+def test_quantized_types_rank_nearly_exactly_and_rescoring_gives_float_scores(
+    es: Elasticsearch, spectrum, kind, leg: str
+) -> None:
+    peer_differs(leg, "does not know the knn section's rescore_vector")
+    vectors, queries = spectrum
+    name = f"contract-q-{uuid.uuid4().hex[:8]}"
+    ann_index(es, name, kind, vectors)
+    try:
+        stored = es.get(index=name, id="7")["_source"]["v"]
+        assert np.array_equal(np.float32(stored), vectors[7])  # the float vector is kept as sent
+        rescore = {"rescore_vector": {"oversample": 5}}
+        clauses = [{"field": "v", "query_vector": q.tolist(), "k": 10, "num_candidates": 100} for q in queries]
+        hits = [es.search(index=name, knn=c | rescore, size=10, source=False)["hits"]["hits"] for c in clauses]
+        for q, answer in zip(queries, hits):
+            exact = [(1 + float(vectors[int(h["_id"])] @ q)) / 2 for h in answer]
+            assert np.allclose([h["_score"] for h in answer], exact, atol=1e-5)  # rescored with the floats
+        floor = {"int8": 0.9, "int4": 0.7, "bbq_": 0.6}[kind[:4]]
+        assert mean_recall([[h["_id"] for h in a] for a in hits], vectors, queries, 10) >= floor
+        plain = es.search(
+            index=name,
+            knn={
+                "field": "v",
+                "query_vector": queries[0].tolist(),
+                "k": 10,
+                "num_candidates": 100,
+                "rescore_vector": {"oversample": 0},
+            },
+            size=10,
+        )
+        approximate = [h["_score"] for h in plain["hits"]["hits"]]
+        exact = [(1 + float(vectors[int(h["_id"])] @ queries[0])) / 2 for h in plain["hits"]["hits"]]
+        error = {"int8": 0.02, "int4": 0.05, "bbq_": 0.2}[kind[:4]]  # one bit per dimension of 64 is rough
+        assert np.allclose(approximate, exact, atol=error)  # scored from the codes: close, not equal
+    finally:
+        es.indices.delete(index=name)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"type": "hnsw_fast"},
+        {"type": "hnsw", "m": 0},
+        {"type": "hnsw", "m": 513},
+        {"type": "hnsw", "ef_construction": 0},
+        {"type": "int8_hnsw", "confidence_interval": 0.5},
+        {"type": "int8_hnsw", "rescore_vector": {"oversample": 0.5}},
+    ],
+)
+def test_bad_index_options_are_refused_and_nothing_is_created(es: Elasticsearch, fresh: str, options, leg) -> None:
+    peer_differs(leg, "does not check m, ef_construction nor confidence_interval")
+    vector = {"type": "dense_vector", "dims": 64, "similarity": "cosine", "index_options": options}
+    with pytest.raises(BadRequestError):
+        es.indices.create(index=fresh, mappings={"properties": {"v": vector}})
+    assert not es.indices.exists(index=fresh)
+
+
+def test_query_rescore_oversample_below_one_is_refused(es: Elasticsearch, index: str, leg: str) -> None:
+    peer_differs(leg, "does not know the knn section's rescore_vector")
+    clause = {"field": VECTOR_FIELD, "query_vector": [1.0] * DIMS, "k": 3, "num_candidates": 10}
+    with pytest.raises(BadRequestError):
+        es.search(index=index, knn=clause | {"rescore_vector": {"oversample": 0.5}})
+    assert len(es.search(index=index, knn=clause | {"rescore_vector": {"oversample": 0}})["hits"]["hits"]) == 3

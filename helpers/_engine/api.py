@@ -288,7 +288,12 @@ def handle(store: Store, method: str, path: str, params: dict, body: bytes | Non
     """Answer one request. Raises EsError for every refusal."""
     with store.lock:
         store.sync()
+        store.written.clear()
         try:
-            return route(store, method, [p for p in path.split("/") if p], params, body)
+            answer = route(store, method, [p for p in path.split("/") if p], params, body)
+            if method != "GET" and params.get("refresh") in ("", "true", "wait_for"):
+                for index in sorted(i for i in store.written if store.exists(i)):  # documents join the graphs now
+                    store.refresh(index)
+            return answer
         except orjson.JSONDecodeError as error:
             raise EsError(400, "parse_exception", f"request body is not valid JSON: {error}") from None

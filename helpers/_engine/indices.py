@@ -132,7 +132,8 @@ def put_mappings(store: Store, expression: str, body: dict, params: dict) -> tup
 
 def housekeeping(store: Store, expression: str, params: dict, api: str) -> tuple[int, dict]:
     """`_refresh`, `_flush` and `_forcemerge`: every acknowledged write is already durable and
-    searchable here, so each answers for the indices it names once they are checked to exist."""
+    searchable here; a refresh or flush adds the writes since to the kNN graphs now rather
+    than at the next kNN search."""
     if api == "_forcemerge":
         max_segments = params.get("max_num_segments")
         if max_segments is not None and (not max_segments.lstrip("-").isdigit() or int(max_segments) < -1):
@@ -144,6 +145,9 @@ def housekeeping(store: Store, expression: str, params: dict, api: str) -> tuple
         flag(params, "force", False)
         flag(params, "wait_if_ongoing", True)
     names = resolve(store.names(), expression, params)
+    if api in ("_refresh", "_flush"):  # the kNN graphs take in the writes since (and are saved)
+        for name in names:
+            store.refresh(name)
     shards = len(names)
     return 200, {"_shards": {"total": shards, "successful": shards, "failed": 0}}
 

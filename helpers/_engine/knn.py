@@ -1,10 +1,13 @@
-"""Exact kNN with Elasticsearch's scoring, for the top-level `knn` section and the `knn` query.
+"""kNN with Elasticsearch's scoring, for the top-level `knn` section and the `knn` query.
 
-Scores follow the dense_vector docs: cosine `(1 + cos) / 2`, dot_product `(1 + dot) / 2`,
-l2_norm `1 / (1 + d²)`, max_inner_product `dot + 1` (or `1 / (1 - dot)` below zero). The
-`similarity` option is a floor on the raw similarity (cosine, dot, or a ceiling on the L2
-distance), not on the score. Exact search returns what HNSW approximates, so
-`num_candidates` is validated but cannot lower the quality.
+Search is approximate where Elasticsearch's is (`ann.py`: an HNSW graph per field, with
+`num_candidates` as its beam, quantised codes for the int8 / int4 / bbq types, Lucene's exact
+fallback for restrictive filters) and exact for `flat`. Scores follow the dense_vector docs:
+cosine `(1 + cos) / 2`, dot_product `(1 + dot) / 2`, l2_norm `1 / (1 + d²)`, max_inner_product
+`dot + 1` (or `1 / (1 - dot)` below zero). The `similarity` option is a floor on the raw
+similarity (cosine, dot, or a ceiling on the L2 distance), not on the score.
+Hits from the float `hnsw` graph are scored exactly; quantised types score with their codes
+unless `rescore_vector` asks for the float vectors.
 """
 
 from __future__ import annotations
@@ -15,15 +18,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from helpers._engine.errors import EsError, bad_request, unsupported
-from helpers._engine.store import IndexView
+from helpers._engine.store import IndexView, VectorColumn
 
 MAX_NUM_CANDIDATES = 10_000
 # Read only the eligible rows when fewer than 1 in SUBSET_SHARE documents are eligible: gathering
 # rows costs more than one streaming product over the whole matrix unless few are kept (measured
 # at 100,000 x 512: a third of the rows gathered 50 ms, the whole product 16 ms, 3% of rows 1 ms).
 SUBSET_SHARE = 10
-# rescore_vector: rescoring quantised candidates with the raw vectors; exact search is what it
-# approximates, so it is honoured by construction (its value is still validated).
+# rescore_vector: the best `k * oversample` quantised candidates rescored with the float vectors.
 SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost", "rescore_vector"}
 QUERY_OPTIONS = SECTION_OPTIONS
 SECTION_OPTIONS = SECTION_OPTIONS | {"_name"}  # the query form's `_name` is read by the query parser
@@ -103,7 +105,7 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise bad_request(f"[knn] [{option}] must be a number, got [{value}]")
     try:
-        count, _ = limits(clause, size, query_form)
+        count, num_candidates = limits(clause, size, query_form)
     except EsError as error:
         raise (query_parse_error(error) if query_form else error) from None
     column = view.columns.get(name)
@@ -128,27 +130,69 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     used = len(view.ids)
     eligible = view.live[:used] & column.present[:used]
     filters_given = clause.get("filter", [])
-    for f in filters_given if isinstance(filters_given, list) else [filters_given]:
+    filters_given = filters_given if isinstance(filters_given, list) else [filters_given]
+    for f in filters_given:
         eligible &= filters.evaluate(f)[0][:used]
-    # A pre-filter that keeps few documents: compare with their rows only, which makes a
-    # filtered query cheaper than an unfiltered one instead of dearer.
-    candidates = np.flatnonzero(eligible) if int(eligible.sum()) * SUBSET_SHARE < used else None
-    raw = column.raw_similarity(query, used, candidates)
-    if candidates is not None:
-        eligible = np.ones(len(candidates), bool)
-    if clause.get("similarity") is not None:
-        floor = float(clause["similarity"])
-        eligible &= raw <= floor if column.similarity == "l2_norm" else raw >= floor
-    # The score is monotonic in the raw similarity: pick the top first, score only those.
-    cost = raw if column.similarity == "l2_norm" else -raw
-    eligible_count = int(eligible.sum())
-    if eligible_count < len(raw):
-        cost = np.where(eligible, cost, np.inf)
-    take = min(count, eligible_count)
+    floor = None if clause.get("similarity") is None else float(clause["similarity"])
+    found = None
+    if column.kind != "flat" and view.graph_of is not None:
+        given = eligible if filters_given else None
+        found = approximate(view, column, name, query, given, count, num_candidates, clause)
+    slots, raw = found if found is not None else exact(column, query, eligible, used)
+    if floor is not None:
+        kept = raw <= floor if column.similarity == "l2_norm" else raw >= floor
+        slots, raw = slots[kept], raw[kept]
+    take = min(count, len(raw))
     if take == 0:
         return {}
+    # The score is monotonic in the raw similarity: pick the top first, score only those.
+    cost = raw if column.similarity == "l2_norm" else -raw
     picked = np.argpartition(cost, take - 1)[:take]
     scores = score_of(column.similarity, raw[picked]).astype(np.float32)
-    slots = picked if candidates is None else candidates[picked]
     boost = 1.0 if clause.get("boost") is None else float(clause["boost"])
-    return {int(s): float(v) * boost for s, v in zip(slots, scores)}
+    return {int(s): float(v) * boost for s, v in zip(slots[picked], scores)}
+
+
+def exact(column: VectorColumn, query: np.ndarray, eligible: np.ndarray, used: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every eligible document with its raw similarity to the query, over the float vectors."""
+    if int(eligible.sum()) * SUBSET_SHARE < used:
+        # A pre-filter that keeps few documents: compare with their rows only, which makes a
+        # filtered query cheaper than an unfiltered one instead of dearer.
+        slots = np.flatnonzero(eligible)
+        return slots, column.raw_similarity(query, used, slots)
+    raw = column.raw_similarity(query, used)
+    return np.flatnonzero(eligible), raw[eligible]
+
+
+def oversample_of(clause: dict, column: VectorColumn) -> float:
+    """How many times `k` quantised candidates are rescored with the float vectors (0: none):
+    the query's `rescore_vector`, else the field's (bbq types: 3, as from 9.1)."""
+    given = clause.get("rescore_vector") or column.spec.get("index_options", {}).get("rescore_vector") or {}
+    return float(given.get("oversample", 0))
+
+
+def approximate(
+    view: IndexView, column: VectorColumn, name: str, query: np.ndarray, eligible: np.ndarray | None,
+    count: int, num_candidates: int, clause: dict,
+) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """Candidates from the field's graph (or its codes, for the quantised flat types), with
+    `num_candidates` as the beam, then rescored with the float vectors: always for `hnsw`
+    (its scores are exact), for quantised types the best `k * oversample` when asked.
+    None: Lucene would search exactly here (the float `hnsw` type's fallback)."""
+    assert view.graph_of is not None
+    oversample = oversample_of(clause, column) if column.kind != "hnsw" else 0.0
+    rescored = math.ceil(count * oversample) if oversample >= 1 else 0
+    pool = min(max(num_candidates, rescored), MAX_NUM_CANDIDATES)
+    unit = query / np.linalg.norm(query) if column.similarity == "cosine" else query
+    found = view.graph_of(name).search(unit, eligible, pool, eligible is not None)
+    if found is None:
+        return None
+    slots, raw = found
+    used = len(view.ids)
+    if column.kind == "hnsw":
+        return slots, column.raw_similarity(query, used, slots)
+    if rescored:
+        order = np.argsort(raw if column.similarity == "l2_norm" else -raw, kind="stable")[:rescored]
+        slots = slots[order]
+        return slots, column.raw_similarity(query, used, slots)
+    return slots, raw

@@ -27,7 +27,8 @@ KNOWN_TYPES = {
 }  # fmt: skip
 SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
 # index_options types and the parameters each takes (Elasticsearch refuses any other).
-# early_termination (HNSW graph search stopping early) cannot change an exact search: honoured.
+# early_termination (HNSW graph search stopping early) is accepted; the graph search here always
+# runs to the end of its beam.
 INDEX_OPTIONS = {
     "hnsw": {"m", "ef_construction", "early_termination"},
     "int8_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector", "early_termination"},
@@ -54,6 +55,8 @@ TYPE_PARAMETERS = {
 } | {kind: {"store"} for kind in NUMERIC_TYPES - {"scaled_float"}}
 DEFAULT_INDEX_OPTIONS = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}  # 8.14 to 9.0, under 384 dims
 BBQ_OVERSAMPLE = 3.0
+MAX_OVERSAMPLE = 10.0  # rescore_vector.oversample, as Elasticsearch bounds it
+MAX_CONN, MAX_BEAM_WIDTH = 512, 3200  # Lucene's bounds on m and ef_construction
 VECTOR_DIMS = (128, 4096)  # dynamic mapping: float arrays of this length become dense_vector
 MAX_DIMS = 4096
 DATE_DETECTION = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}([.,]\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
@@ -182,12 +185,48 @@ def check_vector(name: str, spec: dict) -> dict:
     if unknown:
         listed = ", ".join(f"{key} : {options[key]}" for key in sorted(unknown))
         raise mapper_error(f"Mapping definition for [{name}] has unsupported parameters:  [{listed}]")
+    check_index_options(options)
+    if kind == "bbq_hnsw" and similarity == "max_inner_product":  # faiss's RaBitQ graph is built with L2 only
+        raise unsupported("the index_options type", kind, f"with [max_inner_product] similarity (field [{name}])")
     if dims is not None:
         check_dims_for_options(name, kind, dims)
     options = dict(options)
     if kind.startswith("bbq") and "rescore_vector" not in options:
         options["rescore_vector"] = {"oversample": BBQ_OVERSAMPLE}  # reported as 9.1 reports it
     return {**spec, "index": True, "similarity": similarity, "index_options": options}
+
+
+def check_index_options(options: dict) -> None:
+    """The graph and quantisation parameters, refused with Lucene's and Elasticsearch's words."""
+
+    def number(key: str, integer: bool) -> float | None:
+        value = options.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value):
+            raise mapper_error(f"[{key}] must be {'an integer' if integer else 'a number'}, got [{value}]")
+        return value
+
+    m, beam = number("m", True), number("ef_construction", True)
+    if m is not None and not 0 < m <= MAX_CONN:
+        raise mapper_error(f"maxConn must be positive and less than or equal to {MAX_CONN}; maxConn={int(m)}")
+    if beam is not None and not 0 < beam <= MAX_BEAM_WIDTH:
+        raise mapper_error(
+            f"beamWidth must be positive and less than or equal to {MAX_BEAM_WIDTH}; beamWidth={int(beam)}"
+        )
+    interval = number("confidence_interval", False)
+    if interval is not None and interval != 0 and not 0.9 <= interval <= 1.0:
+        raise mapper_error(f"confidenceInterval must be between 0.9 and 1.0 or 0; confidenceInterval={interval}")
+    rescore = options.get("rescore_vector")
+    if rescore is not None:
+        oversample = rescore.get("oversample") if isinstance(rescore, dict) else None
+        if isinstance(oversample, bool) or not isinstance(oversample, (int, float)):
+            raise mapper_error(f"[rescore_vector] requires [oversample], got [{rescore}]")
+        if not (oversample == 0 or 1 <= oversample <= MAX_OVERSAMPLE):
+            raise mapper_error(
+                f"[oversample] must be between [1.0] and [{MAX_OVERSAMPLE:.1f}], or [0] to disable rescoring, "
+                f"got [{oversample}]"
+            )
 
 
 def check_dims_for_options(name: str, kind: str, dims: int) -> None:
@@ -416,7 +455,7 @@ def merge_properties(current: dict, update: dict, prefix: str) -> dict:
         if old_kind == "dense_vector":
             if old.get("dims") is None and spec.get("dims") is not None:
                 old = {**old, "dims": spec["dims"]}
-            # index_options may change (search here is exact whatever the index type)
+            # index_options may change (the field's graph is rebuilt for the new type on next use)
             old = {**old, "index_options": spec.get("index_options", old.get("index_options"))}
         for key in set(old) | set(spec):
             if key == "fields":

@@ -10,16 +10,19 @@ torn data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from helpers._engine.ann import Graph
 from helpers._engine.errors import EsError, index_not_found
 
 SCHEMA = """
@@ -73,18 +76,25 @@ class VectorColumn:
     matrix: np.ndarray
     present: np.ndarray  # bool per slot: this document has a vector in this field
     indexed: bool = True  # `index: false`: stored and returned, not searchable by kNN
+    spec: dict = field(default_factory=dict)  # the field's mapping (index_options)
+    touched: set[int] = field(default_factory=set)  # slots written or removed since the graph last synced
 
     @classmethod
     def empty(cls, spec: dict) -> VectorColumn:
         dims = int(spec["dims"])
         indexed = spec.get("index", True) is not False
         similarity = spec.get("similarity", "cosine") if indexed else "l2_norm"  # l2_norm: rows kept as given
-        return cls(dims, similarity, np.zeros((0, dims), np.float32), np.zeros(0, bool), indexed)
+        return cls(dims, similarity, np.zeros((0, dims), np.float32), np.zeros(0, bool), indexed, spec)
+
+    @property
+    def kind(self) -> str:
+        """The index_options type (`flat` for a field that is not indexed)."""
+        return self.spec.get("index_options", {}).get("type", "hnsw") if self.indexed else "flat"
 
     def stored_form(self, vector: np.ndarray) -> np.ndarray:
         """Cosine compares directions only: rows are kept unit length so search is one product."""
-        if self.similarity == "cosine":
-            return vector / np.linalg.norm(vector)
+        if self.similarity == "cosine":  # the same arithmetic as a whole matrix's rows on loading
+            return vector / np.linalg.norm(vector[None, :], axis=1)[0]
         return vector
 
     def raw_similarity(self, query: np.ndarray, used: int, slots: np.ndarray | None = None) -> np.ndarray:
@@ -112,6 +122,7 @@ class IndexView:
     sources: list[dict | None] | None = None  # loaded on first need (filters, non-kNN queries)
     # Term-level lookups built from `sources` on first need: {field: {value: slots}}; any write clears them.
     postings: dict[str, dict] = field(default_factory=dict)
+    graph_of: Callable[[str], Graph] | None = None  # a field's ANN graph, refreshed (set by the store)
 
     def grow_to(self, size: int) -> None:
         capacity = len(self.live)
@@ -136,6 +147,8 @@ class IndexView:
         self.live[slot] = True
         self.postings.clear()
         for name, column in self.columns.items():
+            if name in vectors or column.present[slot]:
+                column.touched.add(slot)
             column.present[slot] = name in vectors
             if name in vectors:
                 column.matrix[slot] = column.stored_form(vectors[name])
@@ -147,6 +160,8 @@ class IndexView:
         self.live[slot] = False
         self.postings.clear()
         for column in self.columns.values():
+            if column.present[slot]:
+                column.touched.add(slot)
             column.present[slot] = False
         if self.sources is not None:
             self.sources[slot] = None
@@ -176,7 +191,10 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.executescript(SCHEMA)
         self.lock = threading.RLock()
+        self.path = path
         self.views: dict[str, IndexView] = {}
+        self.graphs: dict[tuple[str, str], Graph] = {}  # (index uuid, field) -> its ANN graph
+        self.written: set[str] = set()  # indices written by the request being answered
         self.data_version = self._data_version()
 
     def _data_version(self) -> int:
@@ -244,8 +262,45 @@ class Store:
             self.db.execute("UPDATE indices SET mappings = ? WHERE name = ?", (json.dumps(mappings), index))
         self.views.pop(index, None)
 
+    def graph_path(self, index_uuid: str, name: str) -> Path:
+        return self.path / "graphs" / index_uuid / f"{name}.npz"
+
+    def graph(self, view: IndexView, name: str) -> Graph:
+        """A field's ANN graph, refreshed: loaded from its file (or rebuilt from the stored
+        vectors) on first use, then brought up to date with every write since."""
+        column = view.columns[name]
+        key = (view.uuid, name)
+        graph = self.graphs.get(key)
+        fresh = Graph(column.spec, column.dims, column.similarity)
+        if graph is None or graph.signature != fresh.signature:
+            graph = self.graphs[key] = fresh
+            graph.load(self.graph_path(view.uuid, name))
+        used = len(view.ids)
+        wanted = view.live[:used] & column.present[:used]
+        graph.sync(view, view.ids, view.slot_of, wanted, column.matrix[:used], column.touched)
+        if graph.wants_saving():
+            self.save_graph(graph, view.uuid, name)
+        return graph
+
+    def save_graph(self, graph: Graph, index_uuid: str, name: str) -> None:
+        """A graph that cannot be saved (a full or read-only disk) is rebuilt on the next open."""
+        with contextlib.suppress(OSError):
+            graph.save(self.graph_path(index_uuid, name))
+
+    def refresh(self, index: str) -> None:
+        """`_refresh`: every graph of the index takes in the writes since, and is saved."""
+        view = self.view(index)
+        for name, column in view.columns.items():
+            if column.indexed and column.kind != "flat":
+                graph = self.graph(view, name)
+                if graph.dirty:
+                    self.save_graph(graph, view.uuid, name)
+
     def delete_index(self, index: str) -> None:
-        self.view(index)  # 404 if missing
+        doomed = self.view(index)  # 404 if missing
+        for name in doomed.columns:
+            self.graphs.pop((doomed.uuid, name), None)
+            self.graph_path(doomed.uuid, name).unlink(missing_ok=True)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for table in ("indices", "index_settings", "docs", "vectors"):
@@ -261,6 +316,7 @@ class Store:
         if row is None:
             raise index_not_found(index)
         view = IndexView(index, row[0], json.loads(row[1]))
+        view.graph_of = lambda name: self.graph(view, name)
         view.columns = {name: VectorColumn.empty(spec) for name, spec in vector_fields(view.mappings).items()}
         ids = [r[0] for r in self.db.execute("SELECT id FROM docs WHERE idx = ? ORDER BY rowid", (index,))]
         view.ids, view.slot_of = ids, {doc_id: i for i, doc_id in enumerate(ids)}
@@ -315,6 +371,7 @@ class Store:
         """Apply (id, source without vectors, vectors) puts, and (id, None, None) deletions, in
         order and in one transaction. Returns each touched id's new version (0: deleted)."""
         view = self.view(index)
+        self.written.add(index)
         versions: dict[str, int] = {}
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
