@@ -118,7 +118,7 @@ def embed_batches(
     second batch shows a pipeline (a single query keeps Inference's session)."""
     batches = iter(batches)
     first = list(itertools.islice(batches, 2))
-    if len(first) > 1:
+    if all(first) and len(first) > 1:  # two batches to embed (an empty one is a cached chunk)
         embedder.go_data_parallel()
     workers = usable_cores() if embedder.data_parallel else 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -129,28 +129,36 @@ def embed_batches(
 def embed_file_stream(
     embedder: ClipEmbedder, files: Iterable[tuple[Path, str]]
 ) -> Iterator[tuple[str, np.ndarray | Exception]]:
-    """(sha256, vector or decoding error) for each (path, sha256) with a unique hash, as soon
-    as it is known: cached vectors at once, the rest as their batch leaves the model (and goes
-    into the cache). `files` is drawn lazily, 64 at a time for one cache look-up, so a
-    caller's generator can do its own work for the next files while the model runs."""
+    """(sha256, vector or decoding error) for each (path, sha256) with a unique hash, in the
+    order of `files`, as soon as it and those before it are known: cached vectors at once, the
+    rest as their batch leaves the model (and goes into the cache). The order never depends on
+    what the cache holds, so an index filled from a warm cache stores its documents in the
+    same order as one filled from a cold one (equal scores rank alike). `files` is drawn
+    lazily, 64 at a time for one cache look-up, so a caller's generator can do its own work
+    for the next files while the model runs; a chunk found whole in the cache goes through
+    as an empty batch, so that what is ready is handed on without reading further ahead."""
     cache = embedder.cache
-    cached: deque[tuple[str, np.ndarray]] = deque()
+    order: deque[str] = deque()  # hashes in the order of `files`, not yet handed on
+    known: dict[str, np.ndarray | Exception] = {}
     batch_hashes: deque[list[str]] = deque()
 
     def uncached_batches() -> Iterator[list[Path]]:
         for chunk in chunks(files, CACHE_LOOKUP):
-            found = cache.get_many([sha for _, sha in chunk]) if cache else {}
-            cached.extend(found.items())
-            todo = [(path, sha) for path, sha in chunk if sha not in found]
-            for batch in chunks(todo, MAX_BATCH):
+            order.extend(sha for _, sha in chunk)
+            known.update(cache.get_many([sha for _, sha in chunk]) if cache else {})
+            todo = [(path, sha) for path, sha in chunk if sha not in known]
+            for batch in chunks(todo, MAX_BATCH) if todo else [[]]:
                 batch_hashes.append([sha for _, sha in batch])
                 yield [path for path, _ in batch]
 
+    def ready() -> Iterator[tuple[str, np.ndarray | Exception]]:
+        while order and order[0] in known:
+            sha = order.popleft()
+            yield sha, known.pop(sha)
+
     for results in embedder.embed_batches(uncached_batches()):
-        while cached:
-            yield cached.popleft()
         fresh = dict(zip(batch_hashes.popleft(), results))
         if cache:
             cache.put_many({sha: v for sha, v in fresh.items() if not isinstance(v, Exception)})
-        yield from fresh.items()
-    yield from cached
+        known.update(fresh)
+        yield from ready()

@@ -41,7 +41,7 @@ def enter() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before the first notebook cell's kernel starts: switch to the notebook environment."""
-    if item.path.suffix == ".ipynb" and not _saved_env:
+    if item.path.parent == PROJECT_ROOT / "notebooks" and not _saved_env:  # not a test's own notebook
         enter()
 
 

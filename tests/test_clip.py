@@ -115,6 +115,20 @@ def test_rerun_embeds_nothing_twice(embedder: ClipEmbedder, tmp_path: Path, monk
     assert calls == [] and np.array_equal(first, second)
 
 
+def test_the_stream_keeps_the_files_order_whatever_the_cache_holds(tmp_path: Path) -> None:
+    """A warm cache must not reorder what `index_folder` stores: equal scores rank by insertion
+    order, so a notebook run after another would otherwise show other hits than one run alone.
+    Cached files sit among uncached ones here, and whole chunks of 64 are cached."""
+    write_demo_dataset(tmp_path / "data", count=150, seed=78)
+    records = sorted((r for r in scan(tmp_path / "data") if isinstance(r, ImageRecord)), key=lambda r: r.filename)
+    files = [(r.path, r.sha256) for r in records]
+    embedder = ClipEmbedder("demo", cache_path=tmp_path / "cache.sqlite")
+    warm = [files[i] for i in (*range(3, 9), *range(20, 100), 140)]
+    list(embedder.embed_file_stream(warm))
+    streamed = [sha for sha, _ in embedder.embed_file_stream(files)]
+    assert streamed == [sha for _, sha in files]
+
+
 def test_demo_model_says_it_is_a_stand_in(tmp_path: Path, capsys) -> None:
     ClipEmbedder("demo", cache_path=None)
     assert "stand-in" in capsys.readouterr().out
