@@ -10,17 +10,15 @@ tiebreaker, `_shard_doc`, so `search_after` pages never skip or repeat a hit."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import time
-import uuid
 import weakref
 from dataclasses import dataclass
 
 from helpers._engine.errors import EsError, bad_request
-from helpers._engine.request import resolve
+from helpers._engine.request import is_opaque_id, opaque_id, resolve
 from helpers._engine.scroll import keep_alive, missing
-from helpers._engine.search import run_search, sort_spec
+from helpers._engine.search import run_search, shards_header, sort_spec
 from helpers._engine.store import IndexView, Store
 
 PREFIX = b"embedded-pit:"
@@ -73,20 +71,15 @@ def open_pit(store: Store, expression: str, params: dict) -> dict:
         raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: [keep_alive] is required;")
     alive = keep_alive(params["keep_alive"], "keep_alive")
     names = resolve(store.names(), expression, params)
-    pit_id = base64.urlsafe_b64encode(PREFIX + uuid.uuid4().hex.encode()).decode()
+    pit_id = opaque_id(PREFIX)
     live(store)[pit_id] = PointInTime(Snapshot(store, names), time.monotonic() + alive)
-    shards = len(names)
-    return {"id": pit_id, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}
+    return {"id": pit_id, "_shards": shards_header(len(names))}
 
 
 def known(store: Store, pit_id: object) -> tuple[str, PointInTime | None]:
     if not isinstance(pit_id, str):
         raise bad_request("[pit] [id] must be a string")
-    try:
-        decoded = base64.urlsafe_b64decode(pit_id.encode())
-    except ValueError:
-        decoded = b""
-    if not decoded.startswith(PREFIX):
+    if not is_opaque_id(pit_id, PREFIX):
         raise bad_request(f"invalid id: [{pit_id}]")
     return pit_id, live(store).get(pit_id)
 

@@ -5,7 +5,9 @@ other is refused by name, never ignored), and index expressions (`a,b`, `logs-*`
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import uuid
 from collections.abc import Iterable
 
 from helpers._engine.errors import EsError, bad_request, index_not_found, unsupported
@@ -103,3 +105,16 @@ def json_object(payload: object, what: str) -> dict:
     if not isinstance(payload, dict):
         raise EsError(400, "parse_exception", f"request body of {what} must be a JSON object")
     return payload
+
+
+def opaque_id(prefix: bytes) -> str:
+    """A new scroll or point-in-time id: the kind's prefix and a random part, URL-safe base64."""
+    return base64.urlsafe_b64encode(prefix + uuid.uuid4().hex.encode()).decode()
+
+
+def is_opaque_id(value: str, prefix: bytes) -> bool:
+    """Whether `value` is an id `opaque_id(prefix)` could have made."""
+    try:
+        return base64.urlsafe_b64decode(value.encode()).startswith(prefix)
+    except ValueError:
+        return False

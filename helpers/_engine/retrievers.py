@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpers._engine.errors import EsError, bad_request, unsupported
-from helpers._engine.search import render_hits, run_search, total_hits, whole_number
+from helpers._engine.search import render_hits, run_search, search_response, total_hits, whole_number
 from helpers._engine.store import IndexView, Store
 
 SUPPORTED = {"standard", "knn", "rrf", "linear"}
@@ -200,11 +200,4 @@ def run_retriever(store: Store, views: list[IndexView], body: dict, params: dict
     page_body = {k: v for k, v in body.items() if k != "retriever"}
     hits = render_hits(store, views, page, page_body, params)
     found: dict[str, Any] = {"max_score": max((s for _, s in ranked.hits), default=None), "hits": hits}
-    total = total_hits(len(ranked.matched), body, params)
-    shards = len(views)
-    return {
-        "took": int((time.perf_counter() - started) * 1000),
-        "timed_out": False,
-        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
-        "hits": found if total is None else {"total": total, **found},
-    }
+    return search_response(started, len(views), found, total_hits(len(ranked.matched), body, params))

@@ -8,14 +8,13 @@ Elasticsearch's 404 (`search_context_missing_exception`), a malformed one its 40
 
 from __future__ import annotations
 
-import base64
 import re
 import time
-import uuid
 import weakref
 from dataclasses import dataclass
 
 from helpers._engine.errors import EsError, bad_request
+from helpers._engine.request import is_opaque_id, opaque_id
 from helpers._engine.search import run_search, total_hits, whole_number
 from helpers._engine.store import IndexView, Store
 
@@ -85,7 +84,7 @@ def start(store: Store, views: list[IndexView], body: dict, params: dict) -> dic
     inner.pop("rest_total_hits_as_int", None)
     response = run_search(store, views, query, inner)
     hits = response["hits"]["hits"]
-    scroll_id = base64.urlsafe_b64encode(PREFIX + uuid.uuid4().hex.encode()).decode()
+    scroll_id = opaque_id(PREFIX)
     total = total_hits(len(hits), {}, {k: v for k, v in params.items() if k == "rest_total_hits_as_int"})
     context = Context(hits, size, total, response["_shards"], time.monotonic() + alive)
     contexts(store)[scroll_id] = context
@@ -107,11 +106,7 @@ def page(scroll_id: str, context: Context, took: int, max_score: float | None) -
 def parse_id(scroll_id: object) -> str:
     if not isinstance(scroll_id, str):
         raise bad_request("Cannot parse scroll id")
-    try:
-        decoded = base64.urlsafe_b64decode(scroll_id.encode())
-    except ValueError:
-        decoded = b""
-    if not decoded.startswith(PREFIX):
+    if not is_opaque_id(scroll_id, PREFIX):
         raise bad_request("Cannot parse scroll id")
     return scroll_id
 

@@ -193,6 +193,21 @@ def whole_number(body: dict, params: dict, name: str, default: int) -> int:
 Entry = tuple[int, int, float]  # (position of the index in the request, slot, score)
 
 
+def shards_header(shards: int) -> dict:
+    """`_shards` of a search-like answer: one shard per index here, every one successful."""
+    return {"total": shards, "successful": shards, "skipped": 0, "failed": 0}
+
+
+def search_response(started: float, shards: int, found: dict, total: dict | int | None) -> dict:
+    """A search's answer around its `hits` (`found`: max_score and hits; `total` left out when None)."""
+    return {
+        "took": int((time.perf_counter() - started) * 1000),
+        "timed_out": False,
+        "_shards": shards_header(shards),
+        "hits": found if total is None else {"total": total, **found},
+    }
+
+
 def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -> dict:
     """One search over one or several indices: each index scored on its own (kNN keeps the
     `k` best of all of them), then one ranking, one page, one total."""
@@ -257,13 +272,7 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
     found: dict[str, Any] = {"max_score": max((e[2] for e in ranked), default=None) if not sorts_by_field else None}
     found["hits"] = hits
     total = total_hits(len(entries), body, params)  # all matches: search_after pages, it does not filter the count
-    shards = len(views)
-    return {
-        "took": int((time.perf_counter() - started) * 1000),
-        "timed_out": False,
-        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
-        "hits": found if total is None else {"total": total, **found},
-    }
+    return search_response(started, len(views), found, total)
 
 
 def parse_track(value: Any) -> bool | int:
@@ -485,5 +494,4 @@ def run_count(store: Store, views: list[IndexView], body: dict) -> dict:
             count += view.count
         else:
             count += int(Matcher(view, store.sources(view)).evaluate(body["query"])[0].sum())
-    shards = len(views)
-    return {"count": count, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}
+    return {"count": count, "_shards": shards_header(len(views))}
