@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from helpers._engine import embedded_client
 from helpers._engine.errors import REFUSAL
 from helpers._engine.surface import area_of
-from tests.test_engine_input import WRONG
+from tests.test_engine_input import WRONG, server_errors
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +68,7 @@ def requests(value: object) -> dict[str, Callable[[Elasticsearch], object]]:
 
 @pytest.mark.parametrize("value", WRONG, ids=repr)
 def test_values_of_the_wrong_shape_get_a_4xx(es: Elasticsearch, value: object) -> None:
-    failures = []
-    for name, call in requests(value).items():
-        try:
-            call(es)
-        except ApiError as error:
-            if error.meta.status >= 500:
-                failures.append(f"{name}: {error.meta.status}")
-        except Exception as error:  # a raw exception from the engine (the client's own refusals excepted)
-            if not str(error).startswith("Empty value passed for"):
-                failures.append(f"{name}: {type(error).__name__}: {error}")
-    assert failures == []
+    assert server_errors(es, requests(value), client_refusals=("Empty value passed for",)) == []
 
 
 def test_a_scroll_and_a_point_in_time_expire(es: Elasticsearch) -> None:
