@@ -9,7 +9,6 @@ what to do, never a traceback."""
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import re
 import shutil
@@ -21,6 +20,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbval.plugin import get_sanitize_patterns
 
 from helpers._engine import embedded_client
 from helpers._engine.node import close_store
@@ -37,19 +37,13 @@ ALONE_SAYS = {
 READS_THE_INDEX = sorted(ALONE_SAYS)
 
 
-def sanitizer() -> list[tuple[re.Pattern, str]]:
-    """nbval's masks (tests/nbval_sanitize.cfg), applied the way nbval applies them."""
-    config = configparser.ConfigParser()
-    config.read(PROJECT_ROOT / "tests" / "nbval_sanitize.cfg")
-    return [(re.compile(config[section]["regex"]), config[section]["replace"]) for section in config.sections()]
-
-
-MASKS = sanitizer()
+# nbval's masks (tests/nbval_sanitize.cfg), read and applied the way nbval reads and applies them.
+MASKS = get_sanitize_patterns((PROJECT_ROOT / "tests" / "nbval_sanitize.cfg").read_text())
 
 
 def masked(text: str) -> str:
     for pattern, replacement in MASKS:
-        text = pattern.sub(replacement, text)
+        text = re.sub(pattern, replacement, text)
     return text
 
 
