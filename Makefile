@@ -29,7 +29,7 @@ bench: $(STAMP)
 
 # Re-execute the notebooks offline, in order, and store their outputs (what nbval compares to).
 notebooks: $(STAMP)
-	$(PY) -m tests.nbval_env
+	$(PY) -m tests.support.nbval_env
 
 # Put the one Colab bootstrap cell (helpers/_colab.py) first in every notebook.
 bootstrap-cell:
@@ -39,20 +39,20 @@ bootstrap-cell:
 # ~/.cache/clip-elasticsearch-image-search/colab-runtime/ (COLAB_RUNTIME_DIR; root, about 7 GB), then every notebook as a Colab user runs it, nbval,
 # the restart, and the test suite on 3.13. See the README's "Colab" section.
 colab-check:
-	tests/colab/check.sh
+	tests/support/colab/check.sh
 
 # JupyterLab in Debian's Chromium, as a learner sees it: every notebook run in the browser, and
-# the search widget answering a typed query, an upload and "more like this" (tests/browser_check.py).
+# the search widget answering a typed query, an upload and "more like this" (tests/support/browser_check.py).
 browser-check: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
-	$(PY) -m tests.browser_check
+	$(PY) -m tests.support.browser_check
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 # The notebook suite, committed outputs compared, under three ONNX Runtime configurations that
-# round the same model differently, as another CPU would (tests/ort_session/sitecustomize.py):
+# round the same model differently, as another CPU would (tests/support/ort_session/sitecustomize.py):
 # a stored output that changes between them depends on digits no reader needs.
 ort-check: $(STAMP)
-	$(PY) -m tests.environment ort-check
+	$(PY) -m tests.support.environment ort-check

@@ -17,7 +17,7 @@ os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: n
 
 from bench import indexing, knn, scale, search_overhead, server, widget_latency
 from bench.vit_b32 import MODEL_ID
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers.clip import ClipEmbedder
 from helpers.index import index_folder
 

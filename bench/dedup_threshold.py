@@ -13,7 +13,7 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._offline.demo_data import plant_near_duplicates, write_demo_dataset
 from helpers.clip import ClipEmbedder
 from helpers.dedup import DEFAULT_THRESHOLD, find_duplicates

@@ -22,7 +22,7 @@ import skimage.data
 from PIL import Image, ImageOps
 
 from bench.vit_b32 import MODEL_ID, generate
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._pipeline import MAX_BATCH, chunks, run_ahead, usable_cores
 from helpers.clip import ClipEmbedder
 from helpers.index import index_folder, index_mapping

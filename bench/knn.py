@@ -23,9 +23,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from helpers._engine import embedded_client
-from helpers._engine.ann import one_thread
-from helpers._engine.node import close_store, store_for
+from embedded_es import embedded_client
+from embedded_es.ann import one_thread
+from embedded_es.node import close_store, store_for
 from helpers.synthetic import exact_neighbours, spectrum_vectors
 
 K, M, EF_CONSTRUCTION = 10, 16, 100

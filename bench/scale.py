@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.search_overhead import K, load
-from helpers._engine import embedded_client
-from helpers._engine.node import close_store, store_for
+from embedded_es import embedded_client
+from embedded_es.node import close_store, store_for
 from helpers._settings import PROJECT_ROOT
 from helpers.search import knn_clause, search_text
 

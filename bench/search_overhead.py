@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers._engine import embedded_client
-from helpers._engine.node import close_store, store_for
+from embedded_es import embedded_client
+from embedded_es.node import close_store, store_for
 from helpers.index import VECTOR_FIELD, index_mapping
 from helpers.search import knn_clause
 

@@ -1,5 +1,5 @@
 """Server mode vs in process, side by side in one run, with Inference's own HTTP server
-(`tests/inference_server.py`) on this machine serving the same ViT-B/32 random-weight graph:
+(`tests/support/inference_server.py`) on this machine serving the same ViT-B/32 random-weight graph:
 
 - a cold `python -m helpers search --text ...` to its first hit: in process (imports Inference
   and loads the model) vs with the server (neither), alternated, median of per-round ratios;
@@ -24,12 +24,12 @@ import numpy as np
 from bench.indexing import write_photos
 from bench.scale import cold_cli_seconds
 from bench.vit_b32 import MODEL_ID, generate
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._remote import RemoteEmbedder, ServerClip, encoded
 from helpers._settings import load_settings
 from helpers.clip import ClipEmbedder, model_cache_dir
 from helpers.index import index_folder
-from tests.inference_server import running
+from tests.support.inference_server import running
 
 CONCURRENCIES = (1, 2, 4, 8)
 STANDS_FOR = 224  # the random-weight graph stands for clip/ViT-B-32, whose input is 224 × 224

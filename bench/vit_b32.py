@@ -2,7 +2,7 @@
 
 Inference time does not depend on weight values, so a random ViT-B/32 times exactly like the
 real one where its weights cannot be downloaded (`python -m bench.vit_b32`, into Inference's
-model cache under data/, never committed). The online rehearsal (`tests/roboflow_double.py`)
+model cache under data/, never committed). The online rehearsal (`tests/support/roboflow_double.py`)
 serves a random ViT-B/16 pair made by the same `export_pair`.
 """
 

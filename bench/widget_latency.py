@@ -12,7 +12,7 @@ from pathlib import Path
 
 import matplotlib
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._offline.demo_data import CLASS_NAMES, write_demo_dataset
 from helpers.clip import ClipEmbedder
 from helpers.data import detections

@@ -14,7 +14,9 @@ import elastic_transport
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError
 from elasticsearch.serializer import OrjsonSerializer
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
+from embedded_es.node import EmbeddedNode, store_for
+from embedded_es.store import Store
 from helpers._errors import ActionableError
 from helpers._settings import PROJECT_ROOT, Settings, load_settings, redact_url, scrub
 
@@ -112,3 +114,12 @@ def connect(settings: Settings | None = None, quiet: bool = False) -> Elasticsea
     if not quiet:
         print(f"Connected to the {describe(settings)}{version}")
     return client
+
+
+def embedded_store(es: Elasticsearch) -> Store | None:
+    """The embedded engine's store behind a client (for figures only it can measure, such as
+    the bytes its vectors take), or None for a cluster."""
+    for node in es.transport.node_pool.all():
+        if isinstance(node, EmbeddedNode):
+            return store_for(node.data_path)
+    return None

@@ -20,6 +20,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from helpers._scan import ImageRecord
 from helpers.clip import ClipEmbedder
+from helpers.connect import embedded_store
 from helpers.index import VECTOR_FIELD
 from helpers.search import hits_of, knn_request, knn_search
 
@@ -194,19 +195,9 @@ def vector_memory(es: Elasticsearch, index: str, index_options: str, dims: int) 
     and its graph's links apart); on a cluster Elasticsearch's own estimate only."""
     estimate = ES_BYTES_PER_VECTOR[index_options](dims)
     row = {"type": index_options, "elasticsearch_estimate": estimate, "codes": None, "graph": None}
-    store = _embedded_store(es)
+    store = embedded_store(es)
     if store is not None:
         view = store.view(index)
         graph = store.graph(view, SYNTHETIC_FIELD)
         row |= {"codes": graph.code_bytes(), "graph": round(graph.graph_bytes() / max(view.count, 1))}
     return row
-
-
-def _embedded_store(es: Elasticsearch):
-    """The embedded engine's store behind a client, or None for a cluster."""
-    from helpers._engine.node import EmbeddedNode, store_for
-
-    for node in es.transport.node_pool.all():
-        if isinstance(node, EmbeddedNode):
-            return store_for(node.data_path)
-    return None

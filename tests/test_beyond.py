@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedded_es import embedded_client
 from helpers import hybrid, search
-from helpers._engine import embedded_client
 from helpers._offline.demo_data import plant_near_duplicates
 from helpers._scan import ImageRecord, scan, sha256_of
 from helpers.classify import classify, parse_labels

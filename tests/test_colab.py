@@ -1,6 +1,6 @@
 """Colab: what the bootstrap installs (only what Colab lacks), when it restarts the runtime, and
 how the requirements files divide the work. The bootstrap itself runs for real in
-`make colab-check` (tests/colab/), in a runtime with Colab's Python and package versions."""
+`make colab-check` (tests/support/colab/), in a runtime with Colab's Python and package versions."""
 
 import json
 import re
@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 import helpers._colab as colab
 from helpers._colab import BOOTSTRAP_CELL, Change
 from helpers._settings import PROJECT_ROOT
-from tests.colab import pins
+from tests.support.colab import pins
 
 NEVER_ON_COLAB = {"jupyterlab", "nbval", "pytest", "ruff", "onnx", "noida-db"}
 # Colab's own, kept: the bootstrap must never name them.
@@ -52,7 +52,7 @@ def test_runtime_and_developer_requirements_are_split() -> None:
     dev = pinned(PROJECT_ROOT / "requirements-dev.txt")
     assert not set(runtime) & NEVER_ON_COLAB
     assert "-r requirements.txt" in dev_file.splitlines() and set(dev) >= NEVER_ON_COLAB
-    driver = pinned(PROJECT_ROOT / "tests" / "colab" / "driver-requirements.txt")
+    driver = pinned(PROJECT_ROOT / "tests" / "support" / "colab" / "driver-requirements.txt")
     assert driver.items() <= dev.items(), "the rehearsal's tools should be the developers' versions"
 
 

@@ -21,7 +21,7 @@ from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import bulk
 from elasticsearch.serializer import OrjsonSerializer
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._settings import load_settings
 from helpers.connect import connect, explain
 from helpers.index import MAPPING_VERSION, VECTOR_FIELD, index_mapping

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from elasticsearch import NotFoundError
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._settings import PROJECT_ROOT
 

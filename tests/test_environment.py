@@ -1,4 +1,4 @@
-"""The tests own their environment (tests/environment.py): a caller's shell cannot change what a
+"""The tests own their environment (tests/support/environment.py): a caller's shell cannot change what a
 notebook shows. Proven end to end: a notebook that draws a figure and prints the time zone,
 checked by nbval in a pytest run started with a hostile environment."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 
 from helpers._settings import PROJECT_ROOT
-from tests.environment import FIXED, ORT_SESSION_CONFIGS, pinned
+from tests.support.environment import FIXED, ORT_SESSION_CONFIGS, pinned
 
 FIGURE = "<Figure size 640x480 with 1 Axes>"  # the text beside the picture; alone it means no picture
 HOSTILE = {

@@ -16,7 +16,7 @@ from helpers._settings import load_settings
 from helpers.cli import main
 from helpers.connect import ClusterError, connect
 from helpers.index import index_mapping
-from tests.faulty_cluster import Faults, FaultyCluster
+from tests.support.faulty_cluster import Faults, FaultyCluster
 
 SECRETS = {"ELASTIC_API_KEY": "key-d34db33f", "ELASTIC_PASSWORD": "pw-c0ffee"}
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._follow import model_for_index
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._settings import Settings

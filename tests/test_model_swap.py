@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers.cli import main
 from helpers.clip import ClipEmbedder
 from helpers.index import index_for_model, index_mapping, model_index_name

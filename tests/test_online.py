@@ -1,6 +1,6 @@
 """The online path, rehearsed: the unchanged roboflow SDK and Roboflow Inference, pointed by
 their own settings (`API_URL`, `API_BASE_URL`) at a double of Roboflow's API on 127.0.0.1
-(tests/roboflow_double.py), driven through the command line a user runs, each run in a
+(tests/support/roboflow_double.py), driven through the command line a user runs, each run in a
 fresh process as a user's is (Inference reads its settings once, at import).
 
 The main job runs once; every fault ends in one line that names the fix, exit status 2, no
@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from helpers._settings import PROJECT_ROOT
-from tests.roboflow_assets import PHOTOS, coco128_export, vit_b16_pair
-from tests.roboflow_double import RoboflowDouble
+from tests.support.roboflow_assets import PHOTOS, coco128_export, vit_b16_pair
+from tests.support.roboflow_double import RoboflowDouble
 
 KEY = "rf-rehearsal-Key-4c0ffee7e1"  # the account's key: served by the double, never printed
 WRONG_KEY = "rf-mistyped-Key-9d15c0"  # a key Roboflow does not know: never printed either

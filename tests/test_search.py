@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._fetch import ImageFetchError
 from helpers.cli import main
 from helpers.clip import ClipEmbedder
@@ -110,7 +110,7 @@ def test_cli_index_and_search_json(demo_set: Path, offline_cli: Path, capsys) ->
 
 
 def test_cli_index_options_choose_the_hnsw_variant(demo_set: Path, offline_cli: Path, capsys) -> None:
-    from helpers._engine import embedded_client
+    from embedded_es import embedded_client
 
     assert main(["index", str(demo_set), "--index", "q", "--index-options", "int8_hnsw", "--json"]) == 0
     mapping = embedded_client(offline_cli).indices.get_mapping(index="q")["q"]["mappings"]
@@ -120,7 +120,7 @@ def test_cli_index_options_choose_the_hnsw_variant(demo_set: Path, offline_cli: 
 def test_demo_refuses_another_models_index_until_asked_to_recreate(
     offline_cli: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from helpers._engine import embedded_client
+    from embedded_es import embedded_client
     from helpers.index import index_mapping
 
     monkeypatch.setenv("INDEX_NAME", "shared")

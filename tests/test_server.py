@@ -1,5 +1,5 @@
 """Server mode against a real Roboflow Inference server: Inference's own HTTP application with
-the demo model on 127.0.0.1 (`tests/inference_server.py`), started once for the session, and a
+the demo model on 127.0.0.1 (`tests/support/inference_server.py`), started once for the session, and a
 double of Roboflow's API behind it for what needs a key. Nothing here mocks the client or
 the server."""
 
@@ -25,7 +25,7 @@ from PIL import Image
 # image adds) are a developer's; the Colab rehearsal's 3.13 suite runs without them.
 pytest.importorskip("uvicorn", reason="the Inference server's packages (requirements-dev.txt) are not installed")
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._remote import INPUT_RESOLUTION, RemoteEmbedder, clip_crop
 from helpers._settings import PROJECT_ROOT, load_settings
 from helpers.classify import classify
@@ -33,8 +33,8 @@ from helpers.cli import main
 from helpers.clip import ClipEmbedder, embedder_for
 from helpers.index import index_folder
 from helpers.search import search_image, search_text
-from tests.inference_server import free_port, running, set_fault
-from tests.nbval_env import ENGINE_DIR, NOTEBOOK_ENV
+from tests.support.inference_server import free_port, running, set_fault
+from tests.support.nbval_env import ENGINE_DIR, NOTEBOOK_ENV
 
 WRONG_KEY = "rf-wrong-key-0123456789"
 MODEL_STACK = ("inference", "inference_models", "torch", "onnxruntime", "clip")

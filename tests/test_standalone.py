@@ -22,10 +22,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbval.plugin import get_sanitize_patterns
 
-from helpers._engine import embedded_client
-from helpers._engine.node import close_store
+from embedded_es import embedded_client
+from embedded_es.node import close_store
 from helpers._settings import PROJECT_ROOT
-from tests.nbval_env import NOTEBOOK_ENV, shown_text, unchecked
+from tests.support.nbval_env import NOTEBOOK_ENV, shown_text, unchecked
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 # The one line a notebook adds when it runs alone, by notebook (the others add none).
@@ -37,8 +37,8 @@ ALONE_SAYS = {
 READS_THE_INDEX = sorted(ALONE_SAYS)
 
 
-# nbval's masks (tests/nbval_sanitize.cfg), read and applied the way nbval reads and applies them.
-MASKS = get_sanitize_patterns((PROJECT_ROOT / "tests" / "nbval_sanitize.cfg").read_text())
+# nbval's masks (tests/support/nbval_sanitize.cfg), read and applied the way nbval reads and applies them.
+MASKS = get_sanitize_patterns((PROJECT_ROOT / "tests" / "support" / "nbval_sanitize.cfg").read_text())
 
 
 def masked(text: str) -> str:

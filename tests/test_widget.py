@@ -9,7 +9,7 @@ import ipywidgets
 import matplotlib
 import pytest
 
-from helpers._engine import embedded_client
+from embedded_es import embedded_client
 from helpers._settings import Settings
 from helpers.clip import ClipEmbedder
 from helpers.data import read_records

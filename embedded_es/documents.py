@@ -1,0 +1,267 @@
+"""Documents: `_bulk`, `_doc`, `_create` and `_mget`. Writing to a missing index creates it,
+as Elasticsearch does (`action.auto_create_index` defaults to true), and new fields are
+mapped dynamically (see `mapping.py`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from embedded_es import aliases, updates
+from embedded_es.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
+from embedded_es.indices import SHARDS, auto_create_allowed, check_index_name
+from embedded_es.mapping import DocumentMapper
+from embedded_es.search import filter_source, source_filter
+from embedded_es.store import Store
+
+MAX_ID_BYTES = 512
+BULK_METADATA = {"_index", "_id", "op_type"}
+# One process writes: an update never meets a concurrent one, so any retry count holds.
+UPDATE_METADATA = {"retry_on_conflict"}
+NOOP_SHARDS = {"total": 0, "successful": 0, "failed": 0}
+
+
+def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, bytes | None]]:
+    """(action, metadata, raw source line) per item. A malformed action line fails the whole
+    request, as on a cluster; a source line is parsed later, per item, so a bad one fails alone."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    actions, i = [], 0
+    while i < len(lines):
+        action_line = orjson.loads(lines[i])
+        if not isinstance(action_line, dict) or len(action_line) != 1:
+            found = "END_OBJECT" if action_line == {} else "a value"
+            raise bad_request(f"Malformed action/metadata line [{i + 1}], expected FIELD_NAME but found [{found}]")
+        ((action, meta),) = action_line.items()
+        if not isinstance(meta, dict):
+            raise bad_request(f"Malformed action/metadata line [{i + 1}], expected START_OBJECT")
+        if action == "delete":
+            actions.append((action, meta, None))
+            i += 1
+            continue
+        if i + 1 >= len(lines):
+            raise bad_request(f"The bulk request must be terminated by a newline [{action}] without a source")
+        actions.append((action, meta, lines[i + 1]))
+        i += 2
+    if not actions:
+        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
+    return [(a, {"_index": default_index, **meta}, s) for a, meta, s in actions]
+
+
+def parse_source(raw: bytes | None) -> Any:
+    try:
+        return orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as error:
+        raise parsing_error(f"failed to parse: {error}") from None
+
+
+def check_id(doc_id: Any) -> str | None:
+    if doc_id is None:
+        return None
+    doc_id = str(doc_id)
+    if not doc_id:
+        raise bad_request("if _id is specified it must not be empty")
+    size = len(doc_id.encode())
+    if size > MAX_ID_BYTES:
+        raise bad_request(f"id [{doc_id}] is too long, must be no longer than {MAX_ID_BYTES} bytes but was: {size}")
+    return doc_id
+
+
+def ensure_index(store: Store, index: str) -> None:
+    """Create a missing index with an empty mapping, as a cluster does on first write."""
+    if not store.exists(index):
+        check_index_name(index)
+        auto_create_allowed(store, index)
+        store.create_index(index, {})
+
+
+def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dict]:
+    """Every item gets its own result; valid items of one index commit in one transaction."""
+    items: list[dict] = []
+    pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
+    present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
+    latest: dict[tuple[str, str], dict] = {}  # the whole source each queued write leaves, for updates
+    bumps: dict[tuple[str, str], int] = {}  # the version each id reaches as the queued ops apply
+    alias_table = aliases.members(store)
+    for action, meta, source in parse_bulk(body, default_index):
+        if action == "index" and meta.get("op_type") == "create":
+            action = "create"
+        index = meta.get("_index")
+        if index is not None and not isinstance(index, str):
+            raise bad_request(f"Malformed action/metadata line: [_index] must be a string, got [{index}]")
+        item: dict[str, Any] = {"_index": index, "_id": meta.get("_id")}
+        items.append({action: item})
+        try:
+            if index:
+                index = item["_index"] = aliases.write_index(store, index, alias_table)  # through an alias
+            if action not in ("index", "create", "delete", "update"):
+                raise unsupported("the bulk action", action)
+            extra = set(meta) - BULK_METADATA - (UPDATE_METADATA if action == "update" else set())
+            if extra:
+                raise unsupported("the bulk metadata", sorted(extra)[0])
+            if "op_type" in meta and meta["op_type"] not in ("index", "create"):
+                raise bad_request(f"opType must be 'create' or 'index', found: [{meta['op_type']}]")
+            if not index:
+                raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
+            doc_id = check_id(meta.get("_id"))
+            if doc_id is None:
+                if action in ("delete", "update"):
+                    raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
+                doc_id = uuid.uuid4().hex
+            item["_id"] = doc_id
+            if action == "delete" and not store.exists(index):
+                raise index_not_found(index)
+            ensure_index(store, index)
+            view = store.view(index)
+            exists = present_after.get((index, doc_id), doc_id in view.slot_of)
+            if action == "create" and exists:
+                raise EsError(
+                    409, "version_conflict_engine_exception", f"[{doc_id}]: version conflict, document already exists"
+                )
+            if action == "delete":
+                if not exists:
+                    item.update(result="not_found", status=404, _version=1)
+                    continue
+                item["_version"] = next_version(store, index, doc_id, bumps)  # one past the version it removes
+                pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
+                present_after[(index, doc_id)] = False
+                continue
+            document = parse_source(source)
+            if action == "update":
+                current = None
+                if exists:
+                    current = latest.get((index, doc_id)) or store.fetch(index, [doc_id], True)[doc_id][0]
+                document, outcome = updates.updated_source(index, doc_id, document, current)
+                if outcome == "noop":
+                    version = store.fetch(index, [doc_id], False)[doc_id][1] if doc_id in view.slot_of else 1
+                    item.update(result="noop", status=200, _version=version, _shards=NOOP_SHARDS)
+                    continue
+            rest, vectors, grown = DocumentMapper(view.mappings, doc_id).read(document)
+            if grown is not None:  # the mapping grows before the document is written, as on a cluster
+                store.put_mappings(index, grown)
+            pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
+            present_after[(index, doc_id)] = True
+            latest[(index, doc_id)] = document
+            item["_queued"] = next_version(store, index, doc_id, bumps)
+            item["_exists"] = exists
+        except EsError as error:
+            item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
+    for index, ops in pending.items():
+        versions = store.write(index, [(doc_id, source, vectors) for _, doc_id, source, vectors in ops])
+        for position, doc_id, source, _ in ops:
+            item = next(iter(items[position].values()))
+            existed = item.pop("_exists", True)
+            if source is None:
+                item.update(result="deleted", status=200)
+            else:
+                item.update(result="updated" if existed else "created", status=200 if existed else 201)
+                # the store's version when this was the id's last op; otherwise the version it had then
+                queued = item.pop("_queued")
+                item["_version"] = versions[doc_id] if queued == bumps[(index, doc_id)] else queued
+            item["_shards"] = SHARDS
+    for entry in items:
+        next(iter(entry.values())).pop("_exists", None)
+        next(iter(entry.values())).pop("_queued", None)
+    errors = any("error" in next(iter(item.values())) for item in items)
+    return 200, {"took": 0, "errors": errors, "items": items}
+
+
+def next_version(store: Store, index: str, doc_id: str, bumps: dict[tuple[str, str], int]) -> int:
+    """The version one more queued operation on this id gives it (the stored version, counted on)."""
+    key = (index, doc_id)
+    if key not in bumps:
+        stored = store.fetch(index, [doc_id], False).get(doc_id)
+        bumps[key] = stored[1] if stored else 0
+    bumps[key] += 1
+    return bumps[key]
+
+
+def write_doc(
+    store: Store, index: str, doc_id: str | None, body: Any, create: bool, action: str | None = None
+) -> tuple[int, dict]:
+    """One document written through `_bulk`'s code: `_doc`, `_create` and (`action="update"`) `_update`."""
+    action = action or ("create" if create else "index")
+    meta = {"_index": index} | ({"_id": doc_id} if doc_id is not None else {})
+    _, response = bulk(store, orjson.dumps({action: meta}) + b"\n" + orjson.dumps(body) + b"\n", index)
+    item = response["items"][0][action]
+    if "error" in item:
+        error = item["error"]
+        raise EsError(
+            item["status"],
+            error["type"],
+            error["reason"],
+            **{k: v for k, v in error.items() if k not in ("type", "reason")},
+        )
+    return item["status"], {k: v for k, v in item.items() if k != "status"}
+
+
+def delete_doc(store: Store, index: str, doc_id: str) -> tuple[int, dict]:
+    view = store.view(index)
+    if doc_id not in view.slot_of:
+        return 404, {"_index": index, "_id": doc_id, "_version": 1, "result": "not_found", "_shards": SHARDS}
+    version = store.fetch(index, [doc_id], False)[doc_id][1] + 1
+    store.write(index, [(doc_id, None, None)])
+    return 200, {"_index": index, "_id": doc_id, "_version": version, "result": "deleted", "_shards": SHARDS}
+
+
+def found_doc(store: Store, index: str, doc_id: str, source_spec: dict, params: dict) -> dict:
+    """One document as `GET _doc` and `_mget` show it: `found: false` when it is not there."""
+    view = store.view(index)
+    base = {"_index": index, "_id": doc_id}
+    if doc_id not in view.slot_of:
+        return {**base, "found": False}
+    fetch_source, includes, excludes = source_filter(source_spec, params)
+    source, version = store.fetch(index, [doc_id], with_vectors=fetch_source)[doc_id]
+    result = {**base, "_version": version, "found": True}
+    if fetch_source:
+        result["_source"] = filter_source(source, includes, excludes)
+    return result
+
+
+def get_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, dict]:
+    result = found_doc(store, index, doc_id, {}, params)
+    return (200 if result["found"] else 404), result
+
+
+def validation_failed(problems: list[str]) -> EsError:
+    listed = "".join(f"{i}: {problem};" for i, problem in enumerate(problems, 1))
+    return EsError(400, "action_request_validation_exception", f"Validation Failed: {listed}")
+
+
+def mget(store: Store, default_index: str | None, body: dict, params: dict) -> tuple[int, dict]:
+    """`_mget` in both forms (`docs: [{_index, _id, _source}]`, or `ids` with the index in the
+    path). A missing document is `found: false`; a missing index fails only its own items."""
+    unknown = set(body) - {"docs", "ids"}
+    if unknown:
+        raise unsupported("the mget option", sorted(unknown)[0])
+    if "ids" in body:
+        if not isinstance(body["ids"], list):
+            raise bad_request("[ids] must be an array of document ids")
+        requests = [{"_id": doc_id} for doc_id in body["ids"]]
+    else:
+        requests = body.get("docs", [])
+        if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
+            raise bad_request("[docs] must be an array of objects")
+    problems = []
+    for position, request in enumerate(requests):
+        extra = set(request) - {"_index", "_id", "_source"}
+        if extra:
+            raise unsupported("the mget option", sorted(extra)[0], "of a document")
+        if request.get("_id") is None:
+            problems.append(f"id is missing for doc {position}")
+        if request.get("_index", default_index) is None:
+            problems.append(f"index is missing for doc {position}")
+    if not requests:
+        problems.append("no documents to get")
+    if problems:
+        raise validation_failed(problems)
+    docs = []
+    for request in requests:
+        index, doc_id = request.get("_index", default_index), str(request["_id"])
+        spec = {"_source": request["_source"]} if "_source" in request else {}
+        try:
+            docs.append(found_doc(store, index, doc_id, spec, params))
+        except EsError as error:
+            docs.append({"_index": index, "_id": doc_id, "error": error.body()["error"]})
+    return 200, {"docs": docs}

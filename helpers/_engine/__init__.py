@@ -1,5 +1,0 @@
-"""An in-process stand-in for the Elasticsearch REST subset this project uses (see DESIGN.md)."""
-
-from helpers._engine.node import embedded_client
-
-__all__ = ["embedded_client"]
