@@ -23,8 +23,9 @@ from PIL import Image, ImageOps
 
 from bench.vit_b32 import MODEL_ID, generate
 from embedded_es import embedded_client
-from helpers._pipeline import MAX_BATCH, chunks, run_ahead, usable_cores
-from helpers.clip import ClipEmbedder
+from helpers._pipeline import chunks, run_ahead, usable_cores
+from helpers.clip import ClipEmbedder, preprocess
+from helpers.embedder import MAX_BATCH
 from helpers.index import index_folder, index_mapping
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -49,7 +50,7 @@ def write_photos(folder: Path, count: int) -> list[Path]:
 
 def preprocessed(embedder: ClipEmbedder, paths: list[Path]) -> np.ndarray:
     """Every image decoded and preprocessed up front: what the model alone is timed on."""
-    return np.concatenate([embedder.preprocess(batch)[0] for batch in chunks(paths, MAX_BATCH)])
+    return np.concatenate([preprocess(embedder.model, batch)[0] for batch in chunks(paths, MAX_BATCH)])
 
 
 def model_rate(embedder: ClipEmbedder, tensors: np.ndarray, batch: int) -> float:

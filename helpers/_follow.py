@@ -10,7 +10,7 @@ from __future__ import annotations
 from elasticsearch import Elasticsearch
 
 from helpers._settings import Settings
-from helpers.clip import model_id_for
+from helpers.embedder import model_id_for
 from helpers.index import IndexMismatch, existing_model
 
 

@@ -1,7 +1,8 @@
-"""The embedding pipeline behind `ClipEmbedder`: decode, preprocess and run the visual graph
-in worker threads, one per core, while the caller does its own work on earlier results.
+"""The embedding pipeline: any `BatchEmbedder` (in process or on a server) made streaming,
+ordered and cached, with its batches embedded while the caller does its own work on earlier
+results.
 
-Kept apart from `helpers.clip` because a learner never needs it to understand the calls:
+Kept apart from the embedders because a learner never needs it to understand the calls:
 it is Inference's `embed_image`, made parallel, streaming and cached.
 """
 
@@ -13,20 +14,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
-from PIL import Image
 
-from helpers._images import load_rgb
+from helpers._fetch import fetched
+from helpers.embedder import MAX_BATCH, BatchEmbedder, ImageInput
 
-if TYPE_CHECKING:
-    from helpers.clip import ClipEmbedder
-
-MAX_BATCH = 8  # Inference refuses longer lists in one embed_image call
 CACHE_LOOKUP = 64  # files looked up in the embedding cache together
 DECODE_ERRORS = (OSError, ValueError, SyntaxError)  # what PIL (and our size check) raise for a bad image
-ImageInput = Path | str | Image.Image
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -69,65 +65,24 @@ def vector_or_raise(result: np.ndarray | Exception) -> np.ndarray:
     return result
 
 
-def preprocess(model, batch: Sequence[ImageInput]) -> tuple[np.ndarray, list[Exception | None]]:
-    """Decode and preprocess with Inference's own CLIP transform (`clip_preprocess`, what its
-    `preproc_image` applies after converting the image to an array and back, a copy that an
-    RGB image does not need) into one [n, 3, R, R] float32 tensor of the images that decoded,
-    and each image's decoding error or None: one damaged file costs its own place in the
-    batch, not the batch."""
-    tensors, errors = [], []
-    for image in batch:
-        try:
-            tensors.append(np.asarray(model.clip_preprocess(load_rgb(image))))
-            errors.append(None)
-        except DECODE_ERRORS as error:
-            errors.append(error)
-    return np.stack(tensors) if tensors else np.zeros((0, 3, 1, 1), np.float32), errors
+def embed_images(embedder: BatchEmbedder, images: Sequence[ImageInput]) -> np.ndarray:
+    """One unit row per picture (a file, an http(s) URL or a PIL image), in batches of
+    `MAX_BATCH`; a picture that cannot be decoded raises."""
+    batches = chunks([fetched(image) for image in images], MAX_BATCH)
+    vectors = [vector_or_raise(r) for results in embedder.embed_batches(batches) for r in results]
+    return np.stack(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
-def one_thread_session(model):
-    """The visual graph reopened with one thread per run, for one run per core.
-
-    Inference's session splits every operator of one run across all cores, and each core
-    waits for the others at the end of every operator: the lowest latency for one image,
-    but a core busy decoding stalls them all. Runs of one thread each, one per core, never
-    wait on each other, so decoding in the same workers costs only its own CPU time, and
-    the model alone is faster (bench/indexing.py, 2 cores: 5 to 10%). It replaces
-    Inference's session, so the weights stay in memory once; the reopen takes about a
-    second for ViT-B/32."""
-    import onnxruntime  # loaded already, by Inference
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    return onnxruntime.InferenceSession(
-        model.cache_file("visual.onnx"), options, providers=model.onnxruntime_execution_providers
-    )
-
-
-def embed_batch(embedder: ClipEmbedder, batch: Sequence[ImageInput]) -> list[np.ndarray | Exception]:
-    """Each image's unit vector, or its decoding error."""
-    tensor, errors = preprocess(embedder.model, batch)
-    vectors = iter(normalise(embedder.run_visual(tensor)) if len(tensor) else ())
-    return [next(vectors) if error is None else error for error in errors]
-
-
-def embed_batches(
-    embedder: ClipEmbedder, batches: Iterable[Sequence[ImageInput]]
-) -> Iterator[list[np.ndarray | Exception]]:
-    """`embed_batch` for each batch (at most 8 images), in order, one worker per core once a
-    second batch shows a pipeline (a single query keeps Inference's session)."""
-    batches = iter(batches)
-    first = list(itertools.islice(batches, 2))
-    if all(first) and len(first) > 1:  # two batches to embed (an empty one is a cached chunk)
-        embedder.go_data_parallel()
-    workers = usable_cores() if embedder.data_parallel else 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        work = lambda batch: embed_batch(embedder, batch)  # noqa: E731
-        yield from run_ahead(itertools.chain(first, batches), work, pool, depth=workers)
+def embed_files(embedder: BatchEmbedder, paths: Sequence[Path], sha256s: Sequence[str]) -> np.ndarray:
+    """Like `embed_images`, but identical files (same hash) are embedded once, and a file
+    whose hash is cached is not embedded again."""
+    unique = ((path, sha) for sha, path in dict(zip(sha256s, paths)).items())
+    vectors = {sha: vector_or_raise(result) for sha, result in embed_file_stream(embedder, unique)}
+    return np.stack([vectors[sha] for sha in sha256s]) if sha256s else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
 def embed_file_stream(
-    embedder: ClipEmbedder, files: Iterable[tuple[Path, str]]
+    embedder: BatchEmbedder, files: Iterable[tuple[Path, str]]
 ) -> Iterator[tuple[str, np.ndarray | Exception]]:
     """(sha256, vector or decoding error) for each (path, sha256) with a unique hash, in the
     order of `files`, as soon as it and those before it are known: cached vectors at once, the

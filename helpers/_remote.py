@@ -8,9 +8,10 @@ and answers them with the server's documented HTTP API (`POST /clip/embed_image`
 whose synchronous calls set no timeout (a stalled server would hang the caller for ever)
 and which re-encodes PIL images as lossy JPEG (other pixels, other vectors).
 
-`RemoteEmbedder` is `ClipEmbedder` with `ServerClip` as its model: the same cache keyed by
-(model id, sha256), the same streaming pipeline and bulk indexing; only its batches go to the
-server, several requests in flight, to keep a remote GPU busy.
+`RemoteEmbedder` is the second `Embedder` (`helpers.embedder`), beside the in-process
+`ClipEmbedder`, with `ServerClip` as its model: the same cache keyed by (model id, sha256),
+the same streaming pipeline (`helpers._pipeline`) and bulk indexing; only its batches go to
+the server, several requests in flight, to keep a remote GPU busy.
 
 Pictures leave here as CLIP's transform will see them: decoded and converted as in process
 (`load_rgb`), then resized and centre-cropped to the model's input size with the transform's
@@ -25,6 +26,7 @@ import base64
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -33,12 +35,14 @@ import requests
 from PIL import Image
 from requests.adapters import HTTPAdapter
 
+from helpers import _pipeline
+from helpers._cache import EmbeddingCache
 from helpers._errors import ActionableError
 from helpers._fetch import fetched
 from helpers._images import load_rgb
-from helpers._pipeline import DECODE_ERRORS, ImageInput, normalise, run_ahead
+from helpers._pipeline import DECODE_ERRORS, normalise, run_ahead
 from helpers._settings import Settings, redact_url, scrub
-from helpers.clip import ClipEmbedder, model_id_for
+from helpers.embedder import ImageInput, model_id_for
 
 CONCURRENCY = 4  # requests in flight; bench/server.py measures what saturates a server
 # Input resolution of each CLIP version the server offers (its visual graph's input size);
@@ -171,11 +175,21 @@ class ServerClip:
         return InferenceServerError(scrub(message, self.settings))
 
 
-class RemoteEmbedder(ClipEmbedder):
-    """`ClipEmbedder` over a `ServerClip`: batches of 8 go to the server, `model.concurrency`
-    requests in flight, each batch's pictures prepared in the thread that sends it."""
+class RemoteEmbedder:
+    """CLIP on an Inference server (`ServerClip`): batches of 8 go to the server,
+    `model.concurrency` requests in flight, each batch's pictures prepared in the thread that
+    sends it."""
 
-    model: ServerClip
+    def __init__(self, model_id: str, cache_path: Path | None, clip: ServerClip) -> None:
+        self.model_id, self.model = model_id, clip
+        self.cache = EmbeddingCache(cache_path, model_id) if cache_path else None
+        self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured; the first request checks the server
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return normalise(self.model.embed_text(list(texts)))
+
+    def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray:
+        return _pipeline.embed_images(self, images)
 
     def embed_batch(self, batch: Sequence[ImageInput]) -> list[np.ndarray | Exception]:
         """Each picture's unit vector, or its decoding error (a damaged file costs its own place)."""

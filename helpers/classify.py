@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.clip import ClipEmbedder
+from helpers.embedder import Embedder
 from helpers.evaluate import PROMPT_TEMPLATE
 
 LOGIT_SCALE = 100.0
@@ -28,7 +28,7 @@ def parse_labels(text: str) -> list[str]:
 
 
 def classify(
-    embedder: ClipEmbedder, image: str | Path | Image.Image, labels: list[str], template: str = PROMPT_TEMPLATE
+    embedder: Embedder, image: str | Path | Image.Image, labels: list[str], template: str = PROMPT_TEMPLATE
 ) -> list[dict]:
     """[{label, score, probability}], best first. `image`: a file, an http(s) URL or a PIL image."""
     picture = embedder.embed_images([image])[0]

@@ -7,17 +7,20 @@ The calls this wraps are Inference's own, shown in notebook 02:
     clip.embed_image(picture)   # at most 8 pictures per call; PIL images, not numpy arrays (BGR!)
     clip.embed_text("coffee")
 
-`ClipEmbedder` is the same model made fast and resumable: vectors L2-normalised, batches of
-8 decoded and run in parallel (`helpers._pipeline`), and an on-disk cache keyed by (model
-id, image sha256) so a re-run embeds nothing twice.
+`ClipEmbedder` is the same model as an `Embedder` (`helpers.embedder`), made fast and
+resumable: vectors L2-normalised, batches of 8 decoded and run in parallel, one worker per
+core, and an on-disk cache keyed by (model id, image sha256) that the pipeline
+(`helpers._pipeline`) reads and fills, so a re-run embeds nothing twice.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +28,15 @@ import numpy as np
 from helpers import _pipeline
 from helpers import _weights as weights
 from helpers._cache import EmbeddingCache
-from helpers._fetch import fetched
-from helpers._offline.demo_model import DEMO_MODEL_ID, STAND_IN, STAND_IN_NOTICE, install_demo_model
-from helpers._pipeline import MAX_BATCH, ImageInput, chunks, normalise, vector_or_raise
+from helpers._images import load_rgb
+from helpers._offline.demo_model import STAND_IN, STAND_IN_NOTICE, install_demo_model
+from helpers._pipeline import DECODE_ERRORS, normalise, run_ahead, usable_cores
 from helpers._quiet import quiet_import, quiet_inference_models
+from helpers._remote import remote_embedder
 from helpers._settings import DATA_DIR, Settings, roboflow_key
+from helpers.embedder import Embedder, ImageInput, is_stand_in, model_id_for
 
 DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
-
-
-def model_id_for(name: str) -> str:
-    """`demo` -> `clip/demo`, `ViT-B-32` -> `clip/ViT-B-32`; full ids pass unchanged."""
-    return name if "/" in name else f"clip/{name}"
-
-
-def is_stand_in(model_id: str) -> bool:
-    return model_id == DEMO_MODEL_ID
 
 
 def model_cache_dir() -> Path:
@@ -97,12 +93,8 @@ class ClipEmbedder:
         self.cache = EmbeddingCache(cache_path, self.model_id) if cache_path else None
         self.data_parallel = False  # see `go_data_parallel`
         self.dim = int(self.embed_texts(["a photo"]).shape[1])  # measured, never assumed
-        if self.is_stand_in and clip is not None:  # `load_clip` said so when it loaded the model
+        if is_stand_in(self.model_id) and clip is not None:  # `load_clip` said so when it loaded the model
             print(STAND_IN_NOTICE)
-
-    @property
-    def is_stand_in(self) -> bool:
-        return is_stand_in(self.model_id)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Inference's `embed_text`, normalised: one row per prompt."""
@@ -111,26 +103,19 @@ class ClipEmbedder:
     def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray:
         """Inference's `embed_image`, normalised: one row per picture (a file, an http(s) URL or
         a PIL image), in batches of 8 run in parallel; a picture that cannot be decoded raises."""
-        batches = chunks([fetched(image) for image in images], MAX_BATCH)
-        vectors = [vector_or_raise(r) for results in self.embed_batches(batches) for r in results]
-        return np.stack(vectors) if vectors else np.zeros((0, self.dim), dtype=np.float32)
-
-    def embed_files(self, paths: Sequence[Path], sha256s: Sequence[str]) -> np.ndarray:
-        """Like `embed_images`, but identical files (same hash) are embedded once, and a file
-        whose hash is cached is not embedded again."""
-        unique = ((path, sha) for sha, path in dict(zip(sha256s, paths)).items())
-        vectors = {sha: vector_or_raise(result) for sha, result in self.embed_file_stream(unique)}
-        return np.stack([vectors[sha] for sha in sha256s]) if sha256s else np.zeros((0, self.dim), dtype=np.float32)
-
-    def embed_file_stream(self, files: Iterable[tuple[Path, str]]) -> Iterator[tuple[str, np.ndarray | Exception]]:
-        """(sha256, vector or decoding error) per unique file, cached ones first: see `_pipeline`."""
-        return _pipeline.embed_file_stream(self, files)
+        return _pipeline.embed_images(self, images)
 
     def embed_batches(self, batches: Iterable[Sequence[ImageInput]]) -> Iterator[list[np.ndarray | Exception]]:
-        return _pipeline.embed_batches(self, batches)
-
-    def preprocess(self, batch: Sequence[ImageInput]) -> tuple[np.ndarray, list[Exception | None]]:
-        return _pipeline.preprocess(self.model, batch)
+        """`embed_batch` for each batch (at most 8 images), in order, one worker per core once a
+        second batch shows a pipeline (a single query keeps Inference's session)."""
+        batches = iter(batches)
+        first = list(itertools.islice(batches, 2))
+        if all(first) and len(first) > 1:  # two batches to embed (an empty one is a cached chunk)
+            self.go_data_parallel()
+        workers = usable_cores() if self.data_parallel else 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            work = lambda batch: embed_batch(self, batch)  # noqa: E731
+            yield from run_ahead(itertools.chain(first, batches), work, pool, depth=workers)
 
     def run_visual(self, tensor: np.ndarray) -> np.ndarray:
         """The visual graph on a preprocessed batch. ONNX Runtime sessions take concurrent
@@ -142,18 +127,58 @@ class ClipEmbedder:
         """Reopen the visual graph for one run per core (`_pipeline.one_thread_session`), once,
         when a second batch shows a pipeline rather than a query."""
         if not self.data_parallel:
-            self.model.visual_onnx_session = _pipeline.one_thread_session(self.model)
+            self.model.visual_onnx_session = one_thread_session(self.model)
             self.data_parallel = True
 
 
-def embedder_for(settings: Settings, model: str | None = None, clip=None) -> ClipEmbedder:
+def preprocess(model, batch: Sequence[ImageInput]) -> tuple[np.ndarray, list[Exception | None]]:
+    """Decode and preprocess with Inference's own CLIP transform (`clip_preprocess`, what its
+    `preproc_image` applies after converting the image to an array and back, a copy that an
+    RGB image does not need) into one [n, 3, R, R] float32 tensor of the images that decoded,
+    and each image's decoding error or None: one damaged file costs its own place in the
+    batch, not the batch."""
+    tensors, errors = [], []
+    for image in batch:
+        try:
+            tensors.append(np.asarray(model.clip_preprocess(load_rgb(image))))
+            errors.append(None)
+        except DECODE_ERRORS as error:
+            errors.append(error)
+    return np.stack(tensors) if tensors else np.zeros((0, 3, 1, 1), np.float32), errors
+
+
+def one_thread_session(model):
+    """The visual graph reopened with one thread per run, for one run per core.
+
+    Inference's session splits every operator of one run across all cores, and each core
+    waits for the others at the end of every operator: the lowest latency for one image,
+    but a core busy decoding stalls them all. Runs of one thread each, one per core, never
+    wait on each other, so decoding in the same workers costs only its own CPU time, and
+    the model alone is faster (bench/indexing.py, 2 cores: 5 to 10%). It replaces
+    Inference's session, so the weights stay in memory once; the reopen takes about a
+    second for ViT-B/32."""
+    import onnxruntime  # loaded already, by Inference
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        model.cache_file("visual.onnx"), options, providers=model.onnxruntime_execution_providers
+    )
+
+
+def embed_batch(embedder: ClipEmbedder, batch: Sequence[ImageInput]) -> list[np.ndarray | Exception]:
+    """Each image's unit vector, or its decoding error."""
+    tensor, errors = preprocess(embedder.model, batch)
+    vectors = iter(normalise(embedder.run_visual(tensor)) if len(tensor) else ())
+    return [next(vectors) if error is None else error for error in errors]
+
+
+def embedder_for(settings: Settings, model: str | None = None, clip=None) -> Embedder:
     """The embedder for `model` (default: the configured CLIP_MODEL), with the Roboflow key
     and the settings' embedding cache; `clip` reuses an already loaded Inference `Clip`.
     With INFERENCE_SERVER_URL set, every embedding goes to that server instead, `clip` or not
     (`helpers._remote`)."""
     if settings.inference_server_url:  # server mode: no model loaded here
-        from helpers._remote import remote_embedder
-
         return remote_embedder(model or settings.clip_model, settings)
     key = settings.roboflow_api_key.reveal() if settings.roboflow_api_key else None
     return ClipEmbedder(model or settings.clip_model, cache_path=settings.embedding_cache_path, api_key=key, clip=clip)

@@ -10,7 +10,7 @@ one group.
 
 The default threshold was measured on the demo data: `python -m bench.dedup_threshold` plants
 re-encoded, resized copies in three freshly generated demo sets and reports the cosine of
-every copy to its original and of every pair of distinct images (see the README).
+every copy to its original and of every pair of distinct images (see docs/command-line.md).
 """
 
 from __future__ import annotations

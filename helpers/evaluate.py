@@ -18,9 +18,10 @@ from collections import Counter
 import numpy as np
 from elasticsearch import ApiError, Elasticsearch
 
+from helpers._pipeline import embed_files
 from helpers._scan import ImageRecord
-from helpers.clip import ClipEmbedder
 from helpers.connect import embedded_store
+from helpers.embedder import BatchEmbedder, Embedder, is_stand_in
 from helpers.index import VECTOR_FIELD
 from helpers.search import hits_of, knn_request, knn_search
 
@@ -53,10 +54,10 @@ def image_to_image_precision(image_vectors: np.ndarray, labels: list[tuple[str, 
     return float(np.mean(scores)) if scores else 0.0
 
 
-def evaluate(embedder: ClipEmbedder, records: list[ImageRecord], k: int = 5) -> dict:
+def evaluate(embedder: BatchEmbedder, records: list[ImageRecord], k: int = 5) -> dict:
     """Both precision figures; classes with fewer than k images are left out (they cannot
     reach 1.0), and how many were scored is reported."""
-    vectors = embedder.embed_files([r.path for r in records], [r.sha256 for r in records])
+    vectors = embed_files(embedder, [r.path for r in records], [r.sha256 for r in records])
     labels = [r.labels for r in records]
     counts = Counter(name for own in labels for name in own)
     classes = sorted(name for name, n in counts.items() if n >= k)
@@ -64,7 +65,7 @@ def evaluate(embedder: ClipEmbedder, records: list[ImageRecord], k: int = 5) -> 
     per_class = text_to_image_precision(vectors, labels, dict(zip(classes, prompts)), k)
     return {
         "model": embedder.model_id,
-        "stand_in": embedder.is_stand_in,
+        "stand_in": is_stand_in(embedder.model_id),
         "images": len(records),
         "classes_scored": len(classes),
         f"text_to_image_precision_at_{k}": round(float(np.mean(list(per_class.values()))) if per_class else 0.0, 4),
@@ -74,7 +75,7 @@ def evaluate(embedder: ClipEmbedder, records: list[ImageRecord], k: int = 5) -> 
 
 
 def precision_by_class(
-    es: Elasticsearch, embedder: ClipEmbedder, index: str, classes: list[str], k: int = 5
+    es: Elasticsearch, embedder: Embedder, index: str, classes: list[str], k: int = 5
 ) -> dict[str, float]:
     """Per class: the share of the top k hits for "a photo of a {class}" labelled with it. All
     the classes' searches go in one `_msearch` request (a header line and a body per class)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
-from helpers.clip import ClipEmbedder
+from helpers.embedder import Embedder
 from helpers.search import RETURNED_FIELDS, Hit, depth, hits_of, knn_clause
 
 TEXT_FIELDS = ["labels.text", "filename.text"]
@@ -67,7 +67,7 @@ def linear_body(clause: dict, text: str, word_weight: float) -> dict:
 
 def hybrid_search(
     es: Elasticsearch,
-    embedder: ClipEmbedder,
+    embedder: Embedder,
     index: str,
     text: str,
     k: int = 10,

@@ -23,11 +23,11 @@ from tqdm.auto import tqdm
 
 from helpers._bulk import existing_ids, send_chunk, unique_by_content
 from helpers._errors import ActionableError
-from helpers._pipeline import chunks, run_ahead
+from helpers._pipeline import chunks, embed_file_stream, run_ahead
 from helpers._scan import ImageRecord, Skipped, scan
 
 if TYPE_CHECKING:
-    from helpers.clip import ClipEmbedder
+    from helpers.embedder import BatchEmbedder
 
 VECTOR_FIELD = "image_vector"
 INDEX_OPTIONS = ("hnsw", "int8_hnsw", "bbq_hnsw")
@@ -43,7 +43,7 @@ class IndexMismatch(ActionableError):
 
 
 def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict:
-    """`dims` comes from the model (`ClipEmbedder.dim`), never from a constant. The model id
+    """`dims` comes from the model (`Embedder.dim`), never from a constant. The model id
     goes in `_meta`: two CLIP models can share a dimension but never a vector space.
     `labels` and `filename` are keywords (exact filters) with a `.text` multi-field of words
     (full-text matching for hybrid search)."""
@@ -169,7 +169,7 @@ def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str) -> dict:
 
 def index_folder(
     es: Elasticsearch,
-    embedder: ClipEmbedder,
+    embedder: BatchEmbedder,
     root: Path,
     index: str,
     recreate: bool = False,
@@ -197,7 +197,7 @@ def index_folder(
             yield from ((r.path, r.sha256) for r in chunk if r.sha256 not in present)
 
     def actions() -> Iterator[dict]:
-        for sha, vector in embedder.embed_file_stream(new_files()):
+        for sha, vector in embed_file_stream(embedder, new_files()):
             bar.update(1)
             if isinstance(vector, Exception):
                 report.skipped.append(Skipped(by_id[sha].path, f"could not decode the image ({vector})"))
@@ -231,7 +231,7 @@ def model_index_name(name: str, model_id: str) -> str:
     return f"{name}-{slug}"
 
 
-def index_for_model(es: Elasticsearch, embedder: ClipEmbedder, root: Path, name: str, **options) -> IndexReport:
+def index_for_model(es: Elasticsearch, embedder: BatchEmbedder, root: Path, name: str, **options) -> IndexReport:
     """Index `root` with `embedder`'s model under `name`, never leaving `name` without an index.
 
     When `name` already holds another model's vectors (as an index or an alias), the images go

@@ -18,7 +18,7 @@ import numpy as np
 from elasticsearch import Elasticsearch
 from PIL import Image
 
-from helpers.clip import ClipEmbedder
+from helpers.embedder import Embedder
 from helpers.index import VECTOR_FIELD
 
 RETURNED_FIELDS = ["filename", "labels"]
@@ -133,12 +133,12 @@ def knn_search(es: Elasticsearch, index: str, vector: np.ndarray, k: int = 10, p
     return hits_of(send(es, index, knn_request(vector, k, page, **options)))
 
 
-def search_text(es: Elasticsearch, embedder: ClipEmbedder, index: str, text: str, **options) -> list[Hit]:
+def search_text(es: Elasticsearch, embedder: Embedder, index: str, text: str, **options) -> list[Hit]:
     return knn_search(es, index, embedder.embed_texts([text])[0], **options)
 
 
 def search_image(
-    es: Elasticsearch, embedder: ClipEmbedder, index: str, image: str | Path | Image.Image, **options
+    es: Elasticsearch, embedder: Embedder, index: str, image: str | Path | Image.Image, **options
 ) -> list[Hit]:
     """Query by a picture: a file, a URL (http/https), or a PIL image."""
     return knn_search(es, index, embedder.embed_images([image])[0], **options)
@@ -176,7 +176,7 @@ def mix(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
 
 def search_mixed(
     es: Elasticsearch,
-    embedder: ClipEmbedder,
+    embedder: Embedder,
     index: str,
     text: str,
     image: str | Path | Image.Image | None = None,

@@ -17,7 +17,7 @@ from helpers.index import IndexReport, check_index, index_folder
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
-    from helpers.clip import ClipEmbedder
+    from helpers.embedder import BatchEmbedder
 
 # Seconds `index_folder` takes per picture with nothing cached, on 2 CPU cores: the demo model
 # (3 ms measured, rounded up for slower machines) and a ViT-B/16 CLIP (340 ms measured with
@@ -40,7 +40,7 @@ def data_name(choice: DataChoice) -> str:
 
 
 def ensure_tutorial_index(
-    es: Elasticsearch, embedder: ClipEmbedder, choice: DataChoice, index: str
+    es: Elasticsearch, embedder: BatchEmbedder, choice: DataChoice, index: str
 ) -> IndexReport | None:
     """Check the index notebook 02 builds; build it when it is missing (returns the report),
     and say so in one line. An index that is there is checked and left as it is (None)."""

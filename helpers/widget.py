@@ -26,9 +26,10 @@ from PIL import Image, UnidentifiedImageError
 
 from helpers._fetch import ImageFetchError, is_url
 from helpers._settings import Settings, load_settings
-from helpers.clip import ClipEmbedder, embedder_for
+from helpers.clip import embedder_for
 from helpers.connect import connect, explain
 from helpers.data import detections
+from helpers.embedder import Embedder
 from helpers.index import existing_model, no_model_recorded
 from helpers.search import DocumentNotFound, Hit, hits_of, knn_request, mix, send, stored_vector
 from helpers.show import plot_hits
@@ -83,9 +84,7 @@ class SearchWidget:
     """The widget's controls and what they do. Display it (it is the last value of a cell) or
     drive it from code: set the controls, then call `search()` or `more_like_this()`."""
 
-    def __init__(
-        self, es: Elasticsearch, index: str, data_dir: Path, embedder: ClipEmbedder, boxes: sv.DetectionDataset
-    ):
+    def __init__(self, es: Elasticsearch, index: str, data_dir: Path, embedder: Embedder, boxes: sv.DetectionDataset):
         self.es, self.index, self.data_dir, self.embedder, self.boxes = es, index, Path(data_dir), embedder, boxes
         self.hits: list[Hit] = []
         self.last_request = ""
@@ -197,7 +196,7 @@ class SearchWidget:
 
 
 def search_widget(
-    index: str, data_dir: Path, embedder: ClipEmbedder | None = None, settings: Settings | None = None
+    index: str, data_dir: Path, embedder: Embedder | None = None, settings: Settings | None = None
 ) -> SearchWidget:
     """A search widget over `index`, whose pictures are in `data_dir`. It opens its own client
     (`connect`), so it keeps working after the notebook closes its own. Its vectors come from

@@ -13,9 +13,10 @@ from PIL import Image
 
 from helpers._offline.demo_data import write_demo_dataset
 from helpers._offline.demo_model import DEMO_MODEL_FILES
-from helpers._pipeline import MAX_BATCH
+from helpers._pipeline import embed_file_stream, embed_files
 from helpers._scan import ImageRecord, scan
 from helpers.clip import ClipEmbedder
+from helpers.embedder import MAX_BATCH
 
 HAND_LAID = """
 import json
@@ -108,10 +109,10 @@ def test_rerun_embeds_nothing_twice(embedder: ClipEmbedder, tmp_path: Path, monk
     write_demo_dataset(tmp_path, count=10, seed=77)
     records = [r for r in scan(tmp_path) if isinstance(r, ImageRecord)]
     paths, hashes = [r.path for r in records], [r.sha256 for r in records]
-    first = embedder.embed_files(paths, hashes)
+    first = embed_files(embedder, paths, hashes)
 
     calls = watch_visual(embedder, monkeypatch)
-    second = embedder.embed_files(paths, hashes)
+    second = embed_files(embedder, paths, hashes)
     assert calls == [] and np.array_equal(first, second)
 
 
@@ -124,8 +125,8 @@ def test_the_stream_keeps_the_files_order_whatever_the_cache_holds(tmp_path: Pat
     files = [(r.path, r.sha256) for r in records]
     embedder = ClipEmbedder("demo", cache_path=tmp_path / "cache.sqlite")
     warm = [files[i] for i in (*range(3, 9), *range(20, 100), 140)]
-    list(embedder.embed_file_stream(warm))
-    streamed = [sha for sha, _ in embedder.embed_file_stream(files)]
+    list(embed_file_stream(embedder, warm))
+    streamed = [sha for sha, _ in embed_file_stream(embedder, files)]
     assert streamed == [sha for _, sha in files]
 
 
@@ -139,7 +140,7 @@ def test_prompt_prefers_the_image_it_describes(embedder: ClipEmbedder, demo_set:
     with_red_circle = next(r for r in records if "red circle" in r.labels)
     without = next(r for r in records if not any("red" in label or "circle" in label for label in r.labels))
     query = embedder.embed_texts(["a red circle"])[0]
-    vectors = embedder.embed_files([with_red_circle.path, without.path], [with_red_circle.sha256, without.sha256])
+    vectors = embed_files(embedder, [with_red_circle.path, without.path], [with_red_circle.sha256, without.sha256])
     assert vectors[0] @ query > vectors[1] @ query
 
 
@@ -184,13 +185,13 @@ def test_the_file_stream_caches_what_decoded_and_reports_what_did_not(tmp_path: 
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     files = [(r.path, r.sha256) for r in records] + [(tmp_path / "broken.jpg", "f" * 64)]
     embedder = ClipEmbedder("demo", cache_path=tmp_path / "cache.sqlite")
-    results = dict(embedder.embed_file_stream(iter(files)))
+    results = dict(embed_file_stream(embedder, iter(files)))
     assert set(results) == {sha for _, sha in files}
     assert isinstance(results["f" * 64], OSError)
 
     calls = []
     monkeypatch.setattr(embedder, "run_visual", lambda batch: calls.append(len(batch)))
-    again = dict(embedder.embed_file_stream(iter(files)))
+    again = dict(embed_file_stream(embedder, iter(files)))
     assert calls == []  # nothing embedded twice; the broken file never reaches the model
     assert isinstance(again.pop("f" * 64), OSError)
     assert all(np.array_equal(again[sha], results[sha]) for sha in again)

@@ -26,6 +26,7 @@ from PIL import Image
 pytest.importorskip("uvicorn", reason="the Inference server's packages (requirements-dev.txt) are not installed")
 
 from embedded_es import embedded_client
+from helpers._pipeline import embed_files
 from helpers._remote import INPUT_RESOLUTION, RemoteEmbedder, clip_crop
 from helpers._settings import PROJECT_ROOT, load_settings
 from helpers.classify import classify
@@ -107,7 +108,7 @@ def test_server_and_in_process_vectors_agree(remote: RemoteEmbedder, embedder: C
     pictures = [Image.new("RGBA", (300, 120), (255, 0, 0, 90)), Image.new("L", (50, 400), 128)]
     prompts = ["a photo of a red circle", "a photo of a blue square", "coffee"]
     pairs = [
-        (remote.embed_files(files, hashes), embedder.embed_images(files)),
+        (embed_files(remote, files, hashes), embedder.embed_images(files)),
         (remote.embed_images(pictures), embedder.embed_images(pictures)),
         (remote.embed_texts(prompts), embedder.embed_texts(prompts)),
     ]
