@@ -37,7 +37,7 @@ bootstrap-cell:
 
 # The Colab rehearsal: a Python 3.13 runtime with Colab's package versions, built once under
 # ~/.cache/clip-elasticsearch-image-search/colab-runtime/ (COLAB_RUNTIME_DIR; root, about 7 GB), then every notebook as a Colab user runs it, nbval,
-# the restart, and the test suite on 3.13. See the README's "Colab" section.
+# the restart, and the test suite on 3.13. See docs/colab.md.
 colab-check:
 	tests/support/colab/check.sh
 

@@ -44,7 +44,7 @@ REFUSAL = "the embedded engine does not support"
 
 
 def unsupported(area: str, item: str = "", detail: str = "") -> EsError:
-    """A refusal by name: `area` is one row of the README's table of refused features (see
+    """A refusal by name: `area` is one row of the table of refused features in docs/engine.md (see
     `surface.py`), `item` what was asked for, `detail` where."""
     named = f"{area} [{item}]" if item else area
     return EsError(

@@ -1,6 +1,6 @@
 """What the embedded engine supports and what it refuses by name, built from the engine's own
 lists. Every refusal names one of these areas ("the embedded engine does not support <area>
-[<item>]"); the README's table is generated from here (`python -m embedded_es.surface`)
+[<item>]"); docs/engine.md's table is generated from here (`python -m embedded_es.surface`)
 and a test checks that the two agree, so the table cannot drift from the code."""
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def area_of(reason: str) -> str | None:
 
 
 def table() -> str:
-    """The README's table, between its markers."""
+    """The table of docs/engine.md, between its markers."""
     rows = [
         START,
         "| Area | Supported | Refused by name (and anything else not listed as supported) |",

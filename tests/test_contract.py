@@ -73,7 +73,7 @@ def es(request, tmp_path: Path) -> Elasticsearch:
         # The serializer `connect()` gives every client, so all three legs send the same bytes.
         return Elasticsearch(request.getfixturevalue("peer_url"), request_timeout=30, serializer=OrjsonSerializer())
     if not os.environ.get("ELASTICSEARCH_URL"):
-        pytest.skip("cluster leg: set ELASTICSEARCH_URL (see README, 'Contract tests against a cluster') to run it")
+        pytest.skip("cluster leg: set ELASTICSEARCH_URL (see docs/contract-tests.md) to run it")
     return connect(load_settings(), quiet=True)
 
 

@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = rest_tests_folder()
     if root is None:
-        print("no REST tests: set ES_REST_TESTS to a folder with api/ and test/ (see README)", file=sys.stderr)
+        print("no REST tests: set ES_REST_TESTS to a folder with api/ and test/ (see docs/engine.md)", file=sys.stderr)
         return 2
     if args.url:
         server = Elasticsearch(args.url, request_timeout=60)

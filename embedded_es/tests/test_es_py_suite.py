@@ -9,7 +9,7 @@ Each backend is one pytest run in a subprocess, with the suite's own conftest fi
 backend, the cluster wiped index by index. Tests that need an ML model, ingest pipelines,
 index templates, data streams or custom similarity and analysis settings are skipped there,
 by name, with that reason. On the engine every other test must pass, except the gaps listed
-below (each with its reason; the README lists them too). On a cluster every test that runs
+below (each with its reason; docs/engine.md lists them too). On a cluster every test that runs
 must pass."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FOLDER = Path(os.environ.get("ES_PY_TESTS") or PROJECT.parent / "shared" / "es-p
 SUITE = ["test_elasticsearch/test_server/test_helpers.py", "test_elasticsearch/test_server/test_vectorstore"]
 MISSING = (
     "elasticsearch-py's server tests are absent: put test_elasticsearch/ from elastic/elasticsearch-py at tag "
-    "v8.19.3 in ../shared/es-py-tests or set ES_PY_TESTS to its parent folder (see the README)"
+    "v8.19.3 in ../shared/es-py-tests or set ES_PY_TESTS to its parent folder (see docs/engine.md)"
 )
 # Tests the engine fails, each with the reason: what it would take is outside this engine.
 KNOWN_GAPS: dict[str, str] = {

@@ -4,8 +4,8 @@ real cluster when ELASTICSEARCH_URL is set. Per-file figures (pass / refused / w
 skipped) are printed with the test run.
 
 The engine must not crash, must answer nothing wrong except the differences listed below
-(and in the README, with Elasticsearch's reason), must pass at least 90% of the tests it does
-not refuse, and may refuse only what the README's table of refused features names. On a real
+(and in docs/engine.md, with Elasticsearch's reason), must pass at least 90% of the tests it does
+not refuse, and may refuse only what the table of refused features (docs/engine.md) names. On a real
 cluster every test that runs must pass: that is how we know a test's expectation is real."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.test_contract import peer_url  # noqa: F401 (the fixture that starts 
 
 FOLDER = rest_tests_folder()
 PROJECT = Path(__file__).resolve().parents[2]
-# Answers that differ from Elasticsearch, each with the reason (test id -> reason); the README
+# Answers that differ from Elasticsearch, each with the reason (test id -> reason); docs/engine.md
 # lists them too.
 KNOWN_DIFFERENCES: dict[str, str] = {
     "search.vectors/140_knn_query_with_other_queries.yml::dis_max query with knn query": (
@@ -35,7 +35,7 @@ PASS_SHARE = 0.9
 
 MISSING = (
     "Elasticsearch's REST tests are absent: put a folder with api/ and test/ at ../shared/es-rest-tests or set "
-    "ES_REST_TESTS to one (a sparse checkout of elastic/elasticsearch at a release tag; the README's "
+    "ES_REST_TESTS to one (a sparse checkout of elastic/elasticsearch at a release tag; docs/engine.md's "
     "'Elasticsearch's YAML REST tests' gives the commands)"
 )
 
@@ -109,14 +109,14 @@ def test_every_refusal_in_the_engine_names_a_row_of_the_table() -> None:
     assert areas and areas <= AREA_NAMES, sorted(areas - AREA_NAMES)
 
 
-def test_the_readme_table_is_the_engines_own() -> None:
-    readme = (PROJECT / "README.md").read_text()
-    assert surface_table() in readme, "README table is stale: paste `python -m embedded_es.surface` into it"
+def test_the_documented_table_is_the_engines_own() -> None:
+    page = (PROJECT / "docs" / "engine.md").read_text()
+    assert surface_table() in page, "docs/engine.md's table is stale: paste `python -m embedded_es.surface` into it"
 
 
-def test_the_readme_lists_every_known_difference() -> None:
-    readme = (PROJECT / "README.md").read_text()
-    assert all(test_id in readme and reason in readme for test_id, reason in KNOWN_DIFFERENCES.items())
+def test_the_engine_page_lists_every_known_difference() -> None:
+    page = (PROJECT / "docs" / "engine.md").read_text()
+    assert all(test_id in page and reason in page for test_id, reason in KNOWN_DIFFERENCES.items())
 
 
 def test_on_noida_db(request: pytest.FixtureRequest, peer_url: str) -> None:  # noqa: F811
