@@ -11,7 +11,17 @@ import orjson
 
 from embedded_es import aliases, by_query, documents, indices, msearch, pit, scroll
 from embedded_es.errors import EsError, bad_request, index_not_found, unsupported
-from embedded_es.request import INDEX_OPTIONS, READ, SEARCH, WAITS, WRITE, check_params, json_object, resolve
+from embedded_es.request import (
+    DOC_WRITE,
+    INDEX_OPTIONS,
+    READ,
+    SEARCH,
+    WAITS,
+    WRITE,
+    check_params,
+    json_object,
+    resolve,
+)
 from embedded_es.retrievers import run_retriever
 from embedded_es.search import run_count, run_search
 from embedded_es.store import Store
@@ -259,28 +269,28 @@ def route(store: Store, method: str, parts: list[str], params: dict, body: bytes
             aliases.forget_missing(store)
             return answer
     if named and api == ["_doc"] and method == "POST":
-        check_params(params, WRITE | {"op_type"}, endpoint)
+        check_params(params, DOC_WRITE | {"op_type"}, endpoint)
         index = aliases.write_index(store, target)
-        return documents.write_doc(store, index, None, payload, create=op_type(params) == "create")
+        return documents.write_doc(store, index, None, payload, op_type(params) == "create", params=params)
     if named and len(api) == 2 and api[0] == "_update" and method == "POST":
-        check_params(params, WRITE | {"retry_on_conflict"}, endpoint)
-        return documents.write_doc(store, aliases.write_index(store, target), api[1], payload, False, "update")
+        check_params(params, DOC_WRITE | {"retry_on_conflict"}, endpoint)
+        index = aliases.write_index(store, target)
+        return documents.write_doc(store, index, api[1], payload, False, "update", params)
     if named and len(api) == 2 and api[0] in ("_doc", "_create"):
         (op, doc_id), index = api, target
         index = aliases.write_index(store, target) if method != "GET" and method != "HEAD" else index
         if method in ("GET", "HEAD"):
             index = aliases.single_index(store, target)
         if method in ("PUT", "POST"):
-            check_params(params, WRITE | ({"op_type"} if op == "_doc" else set()), endpoint)
-            return documents.write_doc(
-                store, index, doc_id, payload, create=op == "_create" or op_type(params) == "create"
-            )
+            check_params(params, DOC_WRITE | ({"op_type"} if op == "_doc" else set()), endpoint)
+            create = op == "_create" or op_type(params) == "create"
+            return documents.write_doc(store, index, doc_id, payload, create, params=params)
         if op == "_doc" and method in ("GET", "HEAD"):
             check_params(params, READ, endpoint)
             return documents.get_doc(store, index, doc_id, params)
         if op == "_doc" and method == "DELETE":
-            check_params(params, WRITE, endpoint)
-            return documents.delete_doc(store, index, doc_id)
+            check_params(params, DOC_WRITE, endpoint)
+            return documents.delete_doc(store, index, doc_id, params)
     raise unsupported("the endpoint", endpoint)
 
 

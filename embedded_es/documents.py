@@ -5,19 +5,20 @@ mapped dynamically (see `mapping.py`)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from embedded_es import aliases, updates
+from embedded_es import aliases, concurrency, updates
 from embedded_es.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
 from embedded_es.indices import SHARDS, auto_create_allowed, check_index_name
 from embedded_es.mapping import DocumentMapper
 from embedded_es.search import filter_source, source_filter
-from embedded_es.store import Store
+from embedded_es.store import PRIMARY_TERM, Store
 
 MAX_ID_BYTES = 512
-BULK_METADATA = {"_index", "_id", "op_type"}
+BULK_METADATA = {"_index", "_id", "op_type", "routing", "if_seq_no", "if_primary_term"}
 # One process writes: an update never meets a concurrent one, so any retry count holds.
 UPDATE_METADATA = {"retry_on_conflict"}
 NOOP_SHARDS = {"total": 0, "successful": 0, "failed": 0}
@@ -76,11 +77,22 @@ def ensure_index(store: Store, index: str) -> None:
         store.create_index(index, {})
 
 
+@dataclass
+class Pending:
+    """One index's writes queued by a bulk request, committed together once every item is read."""
+
+    base: int  # the sequence number the first of them takes
+    ops: list[tuple[int, str, dict | None, dict | None]] = field(default_factory=list)
+    routings: list[str | None] = field(default_factory=list)
+
+
 def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dict]:
     """Every item gets its own result; valid items of one index commit in one transaction."""
     items: list[dict] = []
-    pending: dict[str, list[tuple[int, str, dict | None, dict | None]]] = {}
-    present_after: dict[tuple[str, str], bool] = {}  # whether each id exists once the queued ops apply
+    pending: dict[str, Pending] = {}
+    # What each id is once the queued ops apply: (seq_no, routing), or None when missing; a queued
+    # op's seq_no is its place in the queue ("pending", position) until the write says the number.
+    state: dict[tuple[str, str], tuple[int | tuple[str, int], str | None] | None] = {}
     latest: dict[tuple[str, str], dict] = {}  # the whole source each queued write leaves, for updates
     bumps: dict[tuple[str, str], int] = {}  # the version each id reaches as the queued ops apply
     alias_table = aliases.members(store)
@@ -110,61 +122,89 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                     raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
                 doc_id = uuid.uuid4().hex
             item["_id"] = doc_id
+            document = parse_source(source) if action != "delete" else None
+            expected = concurrency.expectation(meta, action, document)
+            routing = None if meta.get("routing") is None else str(meta["routing"])
             if action == "delete" and not store.exists(index):
                 raise index_not_found(index)
             ensure_index(store, index)
             view = store.view(index)
-            exists = present_after.get((index, doc_id), doc_id in view.slot_of)
-            if action == "create" and exists:
+            queue = pending.get(index) or pending.setdefault(index, Pending(store.next_seq_no(index)))
+            key = (index, doc_id)
+            if key not in state:
+                stored = store.meta(index, [doc_id]).get(doc_id)
+                state[key] = (stored.seq_no, stored.routing) if stored else None
+            now = state[key]
+            current = None if now is None else (seq_value(now[0], queue), PRIMARY_TERM)
+            if action == "create" and now is not None:
                 raise EsError(
                     409, "version_conflict_engine_exception", f"[{doc_id}]: version conflict, document already exists"
                 )
+            if action != "update" or now is not None:  # an update of a missing document is missing, not a conflict
+                concurrency.check(expected, doc_id, current, index, view.uuid)
             if action == "delete":
-                if not exists:
-                    item.update(result="not_found", status=404, _version=1)
-                    continue
-                item["_version"] = next_version(store, index, doc_id, bumps)  # one past the version it removes
-                pending.setdefault(index, []).append((len(items) - 1, doc_id, None, None))
-                present_after[(index, doc_id)] = False
+                item["_exists"] = now is not None
+                item["_version"] = next_version(store, index, doc_id, bumps) if now is not None else 1
+                item["_queued"] = item["_version"]
+                queue.ops.append((len(items) - 1, doc_id, None, None))
+                queue.routings.append(routing)
+                state[key] = None
                 continue
-            document = parse_source(source)
             if action == "update":
-                current = None
-                if exists:
-                    current = latest.get((index, doc_id)) or store.fetch(index, [doc_id], True)[doc_id][0]
-                document, outcome = updates.updated_source(index, doc_id, document, current)
+                previous = None
+                if now is not None:
+                    previous = latest.get(key) or store.fetch(index, [doc_id], True)[doc_id][0]
+                    routing = routing if routing is not None else now[1]  # an update keeps the routing
+                document, outcome = updates.updated_source(index, doc_id, document, previous)
                 if outcome == "noop":
-                    version = store.fetch(index, [doc_id], False)[doc_id][1] if doc_id in view.slot_of else 1
+                    assert now is not None
+                    version = bumps.get(key) or store.fetch(index, [doc_id], False)[doc_id][1]
                     item.update(result="noop", status=200, _version=version, _shards=NOOP_SHARDS)
+                    item.update(_seq_no=now[0], _primary_term=PRIMARY_TERM)  # a queued seq_no is filled in below
                     continue
-            rest, vectors, grown = DocumentMapper(view.mappings, doc_id).read(document)
+            rest, vectors, grown = DocumentMapper(view.mappings, doc_id, routing).read(document)
             if grown is not None:  # the mapping grows before the document is written, as on a cluster
                 store.put_mappings(index, grown)
-            pending.setdefault(index, []).append((len(items) - 1, doc_id, rest, vectors))
-            present_after[(index, doc_id)] = True
-            latest[(index, doc_id)] = document
+            queue.ops.append((len(items) - 1, doc_id, rest, vectors))
+            queue.routings.append(routing)
+            state[key] = (("pending", len(queue.ops) - 1), routing)
+            latest[key] = document
             item["_queued"] = next_version(store, index, doc_id, bumps)
-            item["_exists"] = exists
+            item["_exists"] = now is not None
         except EsError as error:
             item.update(status=error.status, error={"type": error.error_type, "reason": error.reason, **error.extra})
-    for index, ops in pending.items():
-        versions = store.write(index, [(doc_id, source, vectors) for _, doc_id, source, vectors in ops])
-        for position, doc_id, source, _ in ops:
+    taken: dict[str, list[int]] = {}
+    for index, queue in pending.items():
+        if not queue.ops:
+            continue
+        seq_nos: list[int] = []
+        ops = [(doc_id, source, vectors) for _, doc_id, source, vectors in queue.ops]
+        versions = store.write(index, ops, queue.routings, seq_nos)
+        taken[index] = seq_nos
+        for (position, doc_id, source, _), seq_no in zip(queue.ops, seq_nos, strict=True):
             item = next(iter(items[position].values()))
             existed = item.pop("_exists", True)
+            queued = item.pop("_queued")
             if source is None:
-                item.update(result="deleted", status=200)
+                item.update(result="deleted" if existed else "not_found", status=200 if existed else 404)
             else:
                 item.update(result="updated" if existed else "created", status=200 if existed else 201)
                 # the store's version when this was the id's last op; otherwise the version it had then
-                queued = item.pop("_queued")
                 item["_version"] = versions[doc_id] if queued == bumps[(index, doc_id)] else queued
-            item["_shards"] = SHARDS
+            item.update(_shards=SHARDS, _seq_no=seq_no, _primary_term=PRIMARY_TERM)
     for entry in items:
-        next(iter(entry.values())).pop("_exists", None)
-        next(iter(entry.values())).pop("_queued", None)
+        item = next(iter(entry.values()))
+        item.pop("_exists", None)
+        item.pop("_queued", None)
+        if isinstance(item.get("_seq_no"), tuple):  # a noop after a queued op: that op's number
+            item["_seq_no"] = taken[item["_index"]][item["_seq_no"][1]]
     errors = any("error" in next(iter(item.values())) for item in items)
     return 200, {"took": 0, "errors": errors, "items": items}
+
+
+def seq_value(seq_no: int | tuple[str, int], queue: Pending) -> int:
+    """A stored sequence number, or the one a queued op will take."""
+    return seq_no if isinstance(seq_no, int) else queue.base + seq_no[1]
 
 
 def next_version(store: Store, index: str, doc_id: str, bumps: dict[tuple[str, str], int]) -> int:
@@ -177,13 +217,28 @@ def next_version(store: Store, index: str, doc_id: str, bumps: dict[tuple[str, s
     return bumps[key]
 
 
+# Query-string parameters of the single-document APIs that travel as bulk metadata.
+ITEM_PARAMS = ("routing", "if_seq_no", "if_primary_term", "retry_on_conflict")
+
+
 def write_doc(
-    store: Store, index: str, doc_id: str | None, body: Any, create: bool, action: str | None = None
+    store: Store,
+    index: str,
+    doc_id: str | None,
+    body: Any,
+    create: bool,
+    action: str | None = None,
+    params: dict | None = None,
 ) -> tuple[int, dict]:
-    """One document written through `_bulk`'s code: `_doc`, `_create` and (`action="update"`) `_update`."""
+    """One document written through `_bulk`'s code: `_doc`, `_create`, `_update` (`action="update"`)
+    and `DELETE _doc` (`action="delete"`)."""
     action = action or ("create" if create else "index")
     meta = {"_index": index} | ({"_id": doc_id} if doc_id is not None else {})
-    _, response = bulk(store, orjson.dumps({action: meta}) + b"\n" + orjson.dumps(body) + b"\n", index)
+    meta |= {name: value for name, value in (params or {}).items() if name in ITEM_PARAMS}
+    if action != "update":
+        meta.pop("retry_on_conflict", None)
+    lines = orjson.dumps({action: meta}) + b"\n" + (orjson.dumps(body) + b"\n" if action != "delete" else b"")
+    _, response = bulk(store, lines, index)
     item = response["items"][0][action]
     if "error" in item:
         error = item["error"]
@@ -196,13 +251,9 @@ def write_doc(
     return item["status"], {k: v for k, v in item.items() if k != "status"}
 
 
-def delete_doc(store: Store, index: str, doc_id: str) -> tuple[int, dict]:
-    view = store.view(index)
-    if doc_id not in view.slot_of:
-        return 404, {"_index": index, "_id": doc_id, "_version": 1, "result": "not_found", "_shards": SHARDS}
-    version = store.fetch(index, [doc_id], False)[doc_id][1] + 1
-    store.write(index, [(doc_id, None, None)])
-    return 200, {"_index": index, "_id": doc_id, "_version": version, "result": "deleted", "_shards": SHARDS}
+def delete_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, dict]:
+    store.view(index)  # 404 for a missing index, never auto-created by a delete
+    return write_doc(store, index, doc_id, None, False, "delete", params)
 
 
 def found_doc(store: Store, index: str, doc_id: str, source_spec: dict, params: dict) -> dict:
@@ -212,8 +263,11 @@ def found_doc(store: Store, index: str, doc_id: str, source_spec: dict, params: 
     if doc_id not in view.slot_of:
         return {**base, "found": False}
     fetch_source, includes, excludes = source_filter(source_spec, params)
-    source, version = store.fetch(index, [doc_id], with_vectors=fetch_source)[doc_id]
-    result = {**base, "_version": version, "found": True}
+    source, _ = store.fetch(index, [doc_id], with_vectors=fetch_source)[doc_id]
+    meta = store.meta(index, [doc_id])[doc_id]
+    result = {**base, "_version": meta.version, "_seq_no": meta.seq_no, "_primary_term": PRIMARY_TERM, "found": True}
+    if meta.routing is not None:
+        result["_routing"] = meta.routing
     if fetch_source:
         result["_source"] = filter_source(source, includes, excludes)
     return result
@@ -245,7 +299,7 @@ def mget(store: Store, default_index: str | None, body: dict, params: dict) -> t
             raise bad_request("[docs] must be an array of objects")
     problems = []
     for position, request in enumerate(requests):
-        extra = set(request) - {"_index", "_id", "_source"}
+        extra = set(request) - {"_index", "_id", "_source", "routing"}
         if extra:
             raise unsupported("the mget option", sorted(extra)[0], "of a document")
         if request.get("_id") is None:

@@ -11,16 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from embedded_es import join
 from embedded_es.errors import EsError, bad_request, parsing_error, unsupported
 from embedded_es.text import ANALYZERS, KNOWN_ANALYZERS
 
 NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
-SUPPORTED_TYPES = NUMERIC_TYPES | {"keyword", "text", "date", "boolean", "dense_vector", "object"}
+SUPPORTED_TYPES = NUMERIC_TYPES | {"keyword", "text", "date", "boolean", "dense_vector", "object", "join"}
 # Types Elasticsearch knows that the engine refuses by name; any other type is Elasticsearch's own error.
 KNOWN_TYPES = {
     "aggregate_metric_double", "alias", "annotated_text", "binary", "completion", "constant_keyword",
     "counted_keyword", "date_nanos", "date_range", "double_range", "flattened", "float_range", "geo_point",
-    "geo_shape", "histogram", "integer_range", "ip", "ip_range", "join", "long_range", "match_only_text",
+    "geo_shape", "histogram", "integer_range", "ip", "ip_range", "long_range", "match_only_text",
     "murmur3", "nested", "passthrough", "percolator", "point", "rank_feature", "rank_features", "rank_vectors",
     "search_as_you_type", "semantic_text", "shape", "sparse_vector", "token_count", "unsigned_long",
     "version", "wildcard", "exponential_histogram",
@@ -52,6 +53,7 @@ TYPE_PARAMETERS = {
     "object": {"properties", "dynamic"},
     "dense_vector": {"dims", "index", "similarity", "element_type", "index_options"},
     "scaled_float": {"scaling_factor", "store"},
+    "join": join.PARAMETERS,
 } | {kind: {"store"} for kind in NUMERIC_TYPES - {"scaled_float"}}
 DEFAULT_INDEX_OPTIONS = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}  # 8.14 to 9.0, under 384 dims
 BBQ_OVERSAMPLE = 3.0
@@ -139,6 +141,8 @@ def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False) ->
         raise mapper_error(f"[ignore_above] must be an integer on field [{name}]")
     if kind == "dense_vector":
         result = check_vector(name, spec)
+    if kind == "join":
+        join.check_mapping(path if not multi_field else f"{path}.", spec, mapper_error)
     if "fields" in spec:
         if not isinstance(spec["fields"], dict):
             raise mapper_error(f"Expected map for property [fields] on field [{name}]")
@@ -243,8 +247,8 @@ class DocumentMapper:
     """Reads one document against an index's mapping: its source without vectors, its
     vectors by dotted path, and the mapping grown by any new fields (None if unchanged)."""
 
-    def __init__(self, mappings: dict, doc_id: str) -> None:
-        self.mappings, self.doc_id = mappings, doc_id
+    def __init__(self, mappings: dict, doc_id: str, routing: str | None = None) -> None:
+        self.mappings, self.doc_id, self.routing = mappings, doc_id, routing
         self.updated: dict | None = None
         self.vectors: dict[str, np.ndarray] = {}
 
@@ -289,6 +293,10 @@ class DocumentMapper:
                 continue
             if kind == "object":
                 rest[key] = self.walk_object(path, value, spec, dynamic)
+                continue
+            if kind == "join":
+                join.check_document(path, spec, value, self.routing)
+                rest[key] = value
                 continue
             self.check_values(path, kind, value)
             rest[key] = value

@@ -19,7 +19,7 @@ from embedded_es.errors import EsError, bad_request
 from embedded_es.request import is_opaque_id, opaque_id, resolve
 from embedded_es.scroll import keep_alive, missing
 from embedded_es.search import run_search, shards_header, sort_spec
-from embedded_es.store import IndexView, Store
+from embedded_es.store import DocMeta, IndexView, Store
 
 PREFIX = b"embedded-pit:"
 PIT_KEYS = {"id", "keep_alive"}
@@ -31,14 +31,19 @@ class Snapshot:
     def __init__(self, store: Store, names: list[str]) -> None:
         self.views: list[IndexView] = []
         self.documents: dict[str, dict[str, tuple[dict, int]]] = {}
+        self.metas: dict[str, dict[str, DocMeta]] = {}
         for name in names:
             live = store.view(name)
             store.sources(live)  # loaded into the view, so the copy carries them
             self.views.append(copy.deepcopy(live))
             self.documents[name] = store.fetch(name, list(live.slot_of), with_vectors=True)
+            self.metas[name] = store.meta(name, list(live.slot_of))
 
     def sources(self, view: IndexView) -> list[dict | None]:
         return view.sources or []
+
+    def meta(self, index: str, ids: list[str]) -> dict[str, DocMeta]:
+        return {doc_id: self.metas[index][doc_id] for doc_id in ids}
 
     def fetch(self, index: str, ids: list[str], with_vectors: bool) -> dict[str, tuple[dict, int]]:
         view = next(v for v in self.views if v.name == index)

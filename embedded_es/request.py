@@ -20,10 +20,13 @@ WAITS = {"timeout", "master_timeout", "wait_for_active_shards"}
 # `refresh` on writes: every acknowledged write is searchable at once here, so each value holds.
 WRITE = WAITS | {"refresh"}
 SOURCE = {"_source", "_source_includes", "_source_excludes"}
-# Reads are always real-time and there is one copy of each shard, so these cannot change an answer.
-READ = SOURCE | {"realtime", "refresh", "preference"}
+# Reads are always real-time and there is one copy of each shard, so these cannot change an answer;
+# `routing` picks a shard, and there is one (a document's own routing is stored and shown).
+READ = SOURCE | {"realtime", "refresh", "preference", "routing"}
+# A single-document write: its routing, stored with it, and optimistic concurrency control.
+DOC_WRITE = WRITE | {"routing", "if_seq_no", "if_primary_term"}
 SEARCH = INDEX_OPTIONS | SOURCE | {"size", "from", "track_total_hits", "rest_total_hits_as_int", "timeout"}
-SEARCH |= {"docvalue_fields", "stored_fields"}
+SEARCH |= {"docvalue_fields", "stored_fields", "seq_no_primary_term"}
 # One shard: search type, caches, batching and partial results cannot change what is found.
 SEARCH |= {"search_type", "typed_keys", "request_cache", "preference", "allow_partial_search_results"}
 SEARCH |= {"ccs_minimize_roundtrips", "batched_reduce_size", "max_concurrent_shard_requests", "pre_filter_shard_size"}

@@ -15,13 +15,14 @@ import numpy as np
 from embedded_es.errors import EsError, bad_request, refused, shard_failure, unsupported
 from embedded_es.knn import nearest
 from embedded_es.query import NUMERIC_TYPES, Matcher, comparable, field_values
-from embedded_es.store import IndexView, Store
+from embedded_es.request import flag
+from embedded_es.store import PRIMARY_TERM, IndexView, Store
 
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}
-KNOWN_BODY_KEYS |= {"sort", "search_after", "docvalue_fields", "stored_fields"}
+KNOWN_BODY_KEYS |= {"sort", "search_after", "docvalue_fields", "stored_fields", "seq_no_primary_term"}
 # Search body keys Elasticsearch knows that the engine refuses by name; others are unknown keys.
 ELASTICSEARCH_BODY_KEYS = {"aggs", "aggregations", "post_filter", "highlight", "rescore", "suggest", "collapse"}
-ELASTICSEARCH_BODY_KEYS |= {"explain", "version", "seq_no_primary_term"}
+ELASTICSEARCH_BODY_KEYS |= {"explain", "version"}
 ELASTICSEARCH_BODY_KEYS |= {"script_fields", "indices_boost", "profile", "runtime_mappings", "stats"}
 ELASTICSEARCH_BODY_KEYS |= {"terminate_after", "rank", "ext", "slice", "track_scores", "sub_searches"}
 INTEGER_TYPES = {"long", "integer", "short", "byte", "date"}
@@ -443,8 +444,21 @@ def docvalue_fields(body: dict, params: dict, matcher_of: Callable[[str], tuple]
     return readers
 
 
+def with_seq_no(body: dict, params: dict) -> bool:
+    """`seq_no_primary_term`, in the body or the query string: hits carry `_seq_no` and `_primary_term`."""
+    wanted = body.get("seq_no_primary_term", flag(params, "seq_no_primary_term", False))
+    if not isinstance(wanted, bool):
+        raise EsError(400, "x_content_parse_exception", f"[seq_no_primary_term] must be a boolean, got [{wanted}]")
+    return wanted
+
+
 def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: dict, params: dict) -> list[dict]:
     fetch_source, includes, excludes = source_filter(body, params)
+    seq_nos = with_seq_no(body, params)
+    metas = {}  # routing (always shown when a document has one) and sequence numbers, per hit
+    for position in sorted({position for position, _, _ in page}):
+        ids = [views[position].ids[slot] for p, slot, _ in page if p == position]
+        metas |= {(position, i): m for i, m in store.meta(views[position].name, ids).items()}
     stored_fields = listed(body, params, "stored_fields")
     if stored_fields is not None:  # only stored fields come back, and `_source` only when listed
         fetch_source = fetch_source and "_source" in stored_fields and "_none_" not in stored_fields
@@ -474,6 +488,11 @@ def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: d
         hit: dict[str, Any] = {"_index": view.name, "_id": doc_id, "_score": score}
         if stored_fields is not None and "_none_" in stored_fields:
             del hit["_id"]  # `_none_`: not even the id, as on a cluster
+        meta = metas.get((position, doc_id))
+        if meta is not None and seq_nos:
+            hit |= {"_seq_no": meta.seq_no, "_primary_term": PRIMARY_TERM}
+        if meta is not None and meta.routing is not None:
+            hit["_routing"] = meta.routing
         if fetch_source:
             hit["_source"] = filter_source(source, includes, excludes)
         values = {n: field_values(source, path) for n, path in fields_of[position].items()}

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -36,6 +37,45 @@ CREATE TABLE IF NOT EXISTS vectors (
     idx TEXT NOT NULL, field TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (idx, id, field)) WITHOUT ROWID;
 """
+# Added after the first release: a document's sequence number and routing, and each index's next
+# sequence number (deletes take one too, so it cannot be read off the documents). `migrate` adds them.
+SEQ_NO_COLUMNS = [
+    ("docs", "seq_no", "INTEGER NOT NULL DEFAULT -1"),
+    ("docs", "routing", "TEXT"),
+    ("indices", "seq_no", "INTEGER NOT NULL DEFAULT 0"),
+]
+PRIMARY_TERM = 1  # one primary that never fails over
+
+
+class DocMeta(NamedTuple):
+    """A stored document's metadata, as GET shows it."""
+
+    version: int
+    seq_no: int
+    routing: str | None
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a store written before sequence numbers up to date, in one transaction: its documents
+    get sequence numbers in the order they were first written, and nothing else changes."""
+    present = {(t, row[1]) for t in ("docs", "indices") for row in db.execute(f"PRAGMA table_info({t})")}
+    if all((table, column) in present for table, column, _ in SEQ_NO_COLUMNS):
+        return
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        present = {(t, row[1]) for t in ("docs", "indices") for row in db.execute(f"PRAGMA table_info({t})")}
+        for table, column, declaration in SEQ_NO_COLUMNS:
+            if (table, column) not in present:  # another process may have migrated meanwhile
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        db.execute(
+            "UPDATE docs SET seq_no = ranked.n FROM (SELECT rowid AS r, "
+            "ROW_NUMBER() OVER (PARTITION BY idx ORDER BY rowid) - 1 AS n FROM docs) AS ranked "
+            "WHERE docs.rowid = ranked.r AND docs.seq_no < 0"
+        )
+        db.execute(
+            "UPDATE indices SET seq_no = (SELECT COALESCE(MAX(seq_no) + 1, 0) FROM docs WHERE idx = indices.name) "
+            "WHERE seq_no = 0"
+        )
 
 
 def vector_fields(mappings: dict, prefix: str = "") -> dict[str, dict]:
@@ -190,6 +230,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.executescript(SCHEMA)
+        migrate(self.db)
         self.lock = threading.RLock()
         self.path = path
         self.views: dict[str, IndexView] = {}
@@ -220,7 +261,10 @@ class Store:
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                self.db.execute("INSERT INTO indices VALUES (?, ?, ?)", (index, index_uuid, json.dumps(mappings)))
+                self.db.execute(
+                    "INSERT INTO indices (name, uuid, mappings) VALUES (?, ?, ?)",
+                    (index, index_uuid, json.dumps(mappings)),
+                )
                 self.db.execute(
                     "INSERT OR REPLACE INTO index_settings VALUES (?, ?)", (index, json.dumps(settings or {}))
                 )
@@ -367,24 +411,57 @@ class Store:
                     put_at(found[doc_id][0], name, as_written(np.frombuffer(blob, np.float32)))
         return found
 
-    def write(self, index: str, ops: list[tuple[str, dict | None, dict[str, np.ndarray] | None]]) -> dict[str, int]:
-        """Apply (id, source without vectors, vectors) puts, and (id, None, None) deletions, in
-        order and in one transaction. Returns each touched id's new version (0: deleted)."""
+    def meta(self, index: str, ids: list[str]) -> dict[str, DocMeta]:
+        """Version, sequence number and routing of the stored documents among `ids`."""
+        found: dict[str, DocMeta] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT id, version, seq_no, routing FROM docs WHERE idx = ? AND id IN ({','.join('?' * len(chunk))})",
+                [index, *chunk],
+            )
+            found.update((doc_id, DocMeta(version, seq_no, routing)) for doc_id, version, seq_no, routing in rows)
+        return found
+
+    def next_seq_no(self, index: str) -> int:
+        """The sequence number the index's next write (put or delete) takes."""
+        row = self.db.execute("SELECT seq_no FROM indices WHERE name = ?", (index,)).fetchone()
+        if row is None:
+            raise index_not_found(index)
+        return row[0]
+
+    def write(
+        self,
+        index: str,
+        ops: list[tuple[str, dict | None, dict[str, np.ndarray] | None]],
+        routings: list[str | None] | None = None,
+        seq_nos: list[int] | None = None,
+    ) -> dict[str, int]:
+        """Apply (id, source without vectors, vectors) puts, and (id, None, None) deletions (of a
+        missing id too: like Elasticsearch's, it takes a sequence number), in order and in one
+        transaction, each put with its routing. Returns each touched id's new version (0: deleted);
+        `seq_nos`, when given, receives each op's sequence number."""
         view = self.view(index)
         self.written.add(index)
         versions: dict[str, int] = {}
+        routings = routings or [None] * len(ops)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            for doc_id, source, vectors in ops:
+            seq_no = self.next_seq_no(index)
+            taken = []
+            for (doc_id, source, vectors), routing in zip(ops, routings, strict=True):
+                taken.append(seq_no)
+                seq_no += 1
                 self.db.execute("DELETE FROM vectors WHERE idx = ? AND id = ?", (index, doc_id))
                 if source is None:
                     self.db.execute("DELETE FROM docs WHERE idx = ? AND id = ?", (index, doc_id))
                     versions[doc_id] = 0
                     continue
                 self.db.execute(
-                    "INSERT INTO docs (idx, id, source, version) VALUES (?, ?, ?, 1) "
-                    "ON CONFLICT (idx, id) DO UPDATE SET source = excluded.source, version = version + 1",
-                    (index, doc_id, json.dumps(source)),
+                    "INSERT INTO docs (idx, id, source, version, seq_no, routing) VALUES (?, ?, ?, 1, ?, ?) "
+                    "ON CONFLICT (idx, id) DO UPDATE SET source = excluded.source, version = version + 1, "
+                    "seq_no = excluded.seq_no, routing = excluded.routing",
+                    (index, doc_id, json.dumps(source), taken[-1], routing),
                 )
                 self.db.executemany(
                     "INSERT INTO vectors VALUES (?, ?, ?, ?)",
@@ -392,6 +469,9 @@ class Store:
                 )
                 row = self.db.execute("SELECT version FROM docs WHERE idx = ? AND id = ?", (index, doc_id)).fetchone()
                 versions[doc_id] = row[0]
+            self.db.execute("UPDATE indices SET seq_no = ? WHERE name = ?", (seq_no, index))
+        if seq_nos is not None:
+            seq_nos[:] = taken
         # Committed: only now may searches in this process see it.
         for doc_id, source, vectors in ops:
             if source is not None:

@@ -24,7 +24,7 @@ from embedded_es.mapping import (
     TYPE_PARAMETERS,
 )
 from embedded_es.query import FIELD_OPTIONS, QUERY_OPTIONS, Matcher
-from embedded_es.request import PRESENTATION, READ, SEARCH, WAITS, WRITE
+from embedded_es.request import DOC_WRITE, PRESENTATION, READ, SEARCH, WAITS, WRITE
 from embedded_es.retrievers import (
     ELASTICSEARCH_RETRIEVERS,
     KNN_OPTIONS,
@@ -57,7 +57,7 @@ QUERY_SETTINGS |= {
     "multi_match": {"query", "fields", "type", "operator", "tie_breaker"},
 }
 QUERY_SETTINGS |= {"range": {"gt", "gte", "lt", "lte"}}
-PARAMETERS = READ | SEARCH | WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
+PARAMETERS = READ | SEARCH | WRITE | DOC_WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
 PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)", "terminate_after (_count)"}
 PARAMETERS |= MSEARCH | {"keep_alive"} | (BY_QUERY_PARAMS - {"slices", "wait_for_completion", "q"})
 PARAMETERS |= {"slices (1, auto)", "wait_for_completion (true)"}
@@ -91,11 +91,10 @@ AREAS = [
         [
             "q (any other query-string syntax)",
             "filter_path",
-            "routing",
             "stored_fields (outside search)",
             "terminate_after (on _search)",
             "version",
-            "if_seq_no",
+            "version_type",
             "pipeline",
             "require_alias",
             "flat_settings",
@@ -127,6 +126,9 @@ AREAS = [
             "regexp",
             "fuzzy",
             "more_like_this",
+            "has_child",
+            "has_parent",
+            "parent_id",
             "vector_similarity",
             "sparse_vector",
             "semantic",
@@ -181,9 +183,9 @@ AREAS = [
     Area(
         "the bulk metadata",
         [*names(BULK_METADATA), "retry_on_conflict (update)"],
-        ["routing", "pipeline", "require_alias", "if_seq_no", "if_primary_term", "version", "dynamic_templates"],
+        ["pipeline", "require_alias", "version", "version_type", "dynamic_templates"],
     ),
-    Area("the mget option", ["docs", "ids", "_index", "_id", "_source"], ["stored_fields", "routing"]),
+    Area("the mget option", ["docs", "ids", "_index", "_id", "_source", "routing"], ["stored_fields"]),
 ]
 AREA_NAMES = {area.name for area in AREAS}
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
+from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import bulk, reindex, scan
 
 from helpers.hybrid import rrf_available
@@ -361,3 +361,93 @@ def test_remove_index_and_add_its_name_as_an_alias_in_one_request(es: Elasticsea
     assert es.indices.get_alias(name=index) == {rebuilt: {"aliases": {index: {}}}}
     assert [hit["_id"] for hit in es.search(index=index)["hits"]["hits"]] == ["new"]
     es.indices.delete(index=rebuilt)  # and its alias with it, so the fixture finds nothing left
+
+
+# --- sequence numbers, optimistic concurrency control, routing --------------------------------
+
+
+@pytest.fixture
+def fresh(es: Elasticsearch) -> Iterator[str]:  # noqa: F811
+    """An empty one-shard index: its sequence numbers start at 0."""
+    name = f"seq-{uuid.uuid4().hex[:10]}"
+    es.indices.create(index=name, settings={"number_of_shards": 1})
+    yield name
+    es.options(ignore_status=404).indices.delete(index=name)
+
+
+def test_every_write_takes_the_next_sequence_number(es: Elasticsearch, fresh: str) -> None:  # noqa: F811
+    taken = [
+        es.index(index=fresh, id="a", document={"n": 1}),
+        es.index(index=fresh, id="a", document={"n": 2}),
+        es.create(index=fresh, id="b", document={"n": 3}),
+        es.delete(index=fresh, id="b"),
+        es.options(ignore_status=404).delete(index=fresh, id="b"),  # not found: a delete all the same
+        es.update(index=fresh, id="a", doc={"n": 4}),
+    ]
+    assert [(t["_seq_no"], t["_primary_term"]) for t in taken] == [(i, 1) for i in range(6)]
+    noop = es.update(index=fresh, id="a", doc={"n": 4})
+    assert (noop["result"], noop["_seq_no"]) == ("noop", 5)
+    got = es.get(index=fresh, id="a")
+    assert (got["_seq_no"], got["_primary_term"], got["_version"]) == (5, 1, 3)
+    items = es.bulk(index=fresh, operations=[{"index": {"_id": "c"}}, {"n": 5}, {"delete": {"_id": "a"}}])["items"]
+    assert [next(iter(i.values()))["_seq_no"] for i in items] == [6, 7]
+    es.indices.refresh(index=fresh)
+    hits = es.search(index=fresh, seq_no_primary_term=True)["hits"]["hits"]
+    assert [(h["_id"], h["_seq_no"], h["_primary_term"]) for h in hits] == [("c", 6, 1)]
+    assert "_seq_no" not in es.search(index=fresh)["hits"]["hits"][0]
+
+
+def test_if_seq_no_guards_every_write(es: Elasticsearch, fresh: str, leg: str) -> None:  # noqa: F811
+    peer_differs(leg, "leaves out the period Elasticsearch writes before 'but no document was found'")
+    es.index(index=fresh, id="a", document={"n": 1})
+    es.index(index=fresh, id="a", document={"n": 2})  # seq_no 1
+    stale = {"if_seq_no": 0, "if_primary_term": 1}
+    for write in (
+        lambda: es.index(index=fresh, id="a", document={"n": 9}, **stale),
+        lambda: es.update(index=fresh, id="a", doc={"n": 9}, **stale),
+        lambda: es.delete(index=fresh, id="a", **stale),
+    ):
+        with pytest.raises(ConflictError) as caught:
+            write()
+        assert caught.value.body["error"]["type"] == "version_conflict_engine_exception"
+        assert caught.value.body["error"]["reason"] == (
+            "[a]: version conflict, required seqNo [0], primary term [1]. current document has seqNo [1] "
+            "and primary term [1]"
+        )
+    with pytest.raises(ConflictError) as caught:
+        es.index(index=fresh, id="missing", document={"n": 9}, **stale)
+    assert caught.value.body["error"]["reason"] == (
+        "[missing]: version conflict, required seqNo [0], primary term [1]. but no document was found"
+    )
+    item = es.bulk(index=fresh, operations=[{"delete": {"_id": "a", **stale}}])["items"][0]["delete"]
+    assert (item["status"], item["error"]["type"]) == (409, "version_conflict_engine_exception")
+    got = es.get(index=fresh, id="a")  # nothing changed
+    assert (got["_source"], got["_seq_no"], got["_version"]) == ({"n": 2}, 1, 2)
+    done = es.index(index=fresh, id="a", document={"n": 3}, if_seq_no=1, if_primary_term=1)
+    assert (done["result"], done["_seq_no"]) == ("updated", 2)
+
+
+def test_routing_is_kept_and_shown(es: Elasticsearch, fresh: str, leg: str) -> None:  # noqa: F811
+    peer_differs(leg, "leaves `_routing` out of search hits")
+    es.index(index=fresh, id="a", document={"n": 1}, routing="r1", refresh=True)
+    assert es.get(index=fresh, id="a", routing="r1")["_routing"] == "r1"
+    assert es.search(index=fresh)["hits"]["hits"][0]["_routing"] == "r1"
+    es.update(index=fresh, id="a", doc={"n": 2}, routing="r1")
+    assert es.get(index=fresh, id="a", routing="r1")["_routing"] == "r1"
+
+
+def test_join_field_children_need_their_routing(es: Elasticsearch, leg: str) -> None:  # noqa: F811
+    peer_differs(leg, "indexes a join child without its routing")
+    name = f"join-{uuid.uuid4().hex[:10]}"
+    relations = {"question_answer": {"type": "join", "relations": {"question": "answer"}}}
+    es.indices.create(index=name, mappings={"properties": relations})
+    try:
+        assert es.indices.get_mapping(index=name)[name]["mappings"]["properties"] == relations
+        es.index(index=name, id="1", document={"question_answer": "question"})
+        with pytest.raises(BadRequestError) as caught:
+            es.index(index=name, id="2", document={"question_answer": {"name": "answer", "parent": "1"}})
+        assert "[routing] is missing for join field [question_answer]" in str(caught.value)
+        es.index(index=name, id="2", document={"question_answer": {"name": "answer", "parent": "1"}}, routing="1")
+        assert es.get(index=name, id="2", routing="1")["_routing"] == "1"
+    finally:
+        es.options(ignore_status=404).indices.delete(index=name)

@@ -33,9 +33,6 @@ MISSING = (
 )
 # Tests the engine fails, each with the reason: what it would take is outside this engine.
 KNOWN_GAPS: dict[str, str] = {
-    "test_helpers.py::test_children_are_reindexed_correctly": (
-        "needs the `join` field type and custom routing (parent/child documents)"
-    ),
     "test_vectorstore.py::TestVectorStore::test_search_script_score_distance_dot_product": (
         "needs a Painless script beyond the engine's one form (sigmoid over dotProduct)"
     ),
