@@ -59,8 +59,12 @@ def by_query(store: Store, api: str, views: list, body: dict, params: dict) -> d
         else:
             for start in range(0, len(ids), batch):
                 fetched = store.fetch(index, ids[start : start + batch], with_vectors=True)
+                routings = {i: m.routing for i, m in store.meta(index, list(fetched)).items()}  # kept, as on a cluster
                 lines = b"".join(
-                    orjson.dumps({"index": {"_index": index, "_id": i}}) + b"\n" + orjson.dumps(fetched[i][0]) + b"\n"
+                    orjson.dumps({"index": {"_index": index, "_id": i} | routed(routings[i])})
+                    + b"\n"
+                    + orjson.dumps(fetched[i][0])
+                    + b"\n"
                     for i in fetched
                 )
                 documents.bulk(store, lines, index)
@@ -82,3 +86,7 @@ def by_query(store: Store, api: str, views: list, body: dict, params: dict) -> d
     if api == "_update_by_query":
         answer["deleted"] = 0
     return answer
+
+
+def routed(routing: str | None) -> dict:
+    return {} if routing is None else {"routing": routing}

@@ -434,6 +434,8 @@ def test_routing_is_kept_and_shown(es: Elasticsearch, fresh: str, leg: str) -> N
     assert es.search(index=fresh)["hits"]["hits"][0]["_routing"] == "r1"
     es.update(index=fresh, id="a", doc={"n": 2}, routing="r1")
     assert es.get(index=fresh, id="a", routing="r1")["_routing"] == "r1"
+    es.update_by_query(index=fresh, refresh=True)
+    assert es.get(index=fresh, id="a", routing="r1")["_routing"] == "r1"
 
 
 def test_join_field_children_need_their_routing(es: Elasticsearch, leg: str) -> None:  # noqa: F811
