@@ -2,8 +2,8 @@
 
 Leaf queries score a constant (1.0 times `boost`), as `terms`, `range`, `ids`, `prefix`, `exists` and
 `match_all` do in Elasticsearch. `term` scores with BM25 there; here it scores 1.0 too.
-`match` and `multi_match` score with BM25 (see `text.py`); `script_score` runs the one script
-exact kNN needs, `cosineSimilarity(params.<name>, '<field>') + 1.0` (or `dotProduct`).
+`match` and `multi_match` score with BM25 (see `text.py`); `script_score` runs the scripts exact
+kNN needs (see `scripts.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from embedded_es import scripts
 from embedded_es.errors import EsError, bad_request, unsupported
 from embedded_es.knn import nearest
 from embedded_es.store import IndexView
@@ -23,9 +24,6 @@ from embedded_es.text import analyze, bm25
 Result = tuple[np.ndarray, np.ndarray]  # (matches: bool per slot, scores: float32 per slot)
 NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
 DATE_MATH = re.compile(r"^now(?:([+-]\d+)([yMwdhHms]))?(?:/([yMwdhHms]))?$")
-SIMILARITY_SCRIPT = re.compile(
-    r"""^\s*(cosineSimilarity|dotProduct)\(\s*params\.(\w+)\s*,\s*['"]([\w.]+)['"]\s*\)\s*(?:\+\s*(\d+(?:\.\d*)?)\s*)?;?\s*$"""
-)
 # The options each query honours; any other is refused by name (field-keyed queries list
 # the options of their per-field object).
 QUERY_OPTIONS = {
@@ -479,10 +477,10 @@ class Matcher:
         usually 1, to keep scores non-negative, which Elasticsearch requires)."""
         matches, _ = self.evaluate(spec.get("query", {"match_all": {}}))
         script = spec.get("script", {})
-        parsed = SIMILARITY_SCRIPT.match(script.get("source", "") if isinstance(script, dict) else "")
+        parsed = scripts.parse(script.get("source", "") if isinstance(script, dict) else "")
         if parsed is None:
             raise unsupported("the script", str(script.get("source", "") if isinstance(script, dict) else script))
-        function, parameter, field, constant = parsed.groups()
+        function, parameter, field = parsed.function, parsed.parameter, parsed.field
         column = self.columns.get(field)
         if column is None:
             raise bad_request(f"field [{field}] is not a dense_vector field")
@@ -506,8 +504,8 @@ class Matcher:
             raw = rows @ query
         matches = matches & column.present  # same length as `live`: both grow together
         scores = np.zeros(len(self.live), np.float32)
-        scores[:used] = (raw + float(constant or 0)) * spec.get("boost", 1.0)
-        negative = np.flatnonzero(matches & (scores < 0))
+        scores[:used] = parsed.score(raw) * spec.get("boost", 1.0)
+        negative = np.flatnonzero(matches & ((scores < 0) | np.isnan(scores)))
         if len(negative):
             raise bad_request(
                 f"script_score script returned an invalid score [{scores[negative[0]]}] for doc "

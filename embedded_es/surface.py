@@ -149,7 +149,11 @@ AREAS = [
     Area("the knn option", names(SECTION_OPTIONS), ["query_vector_builder", "inner_hits", "visit_percentage"]),
     Area(
         "the script",
-        ["`cosineSimilarity(params.v, 'field')` or `dotProduct(...)`, plus an optional constant"],
+        [
+            "`cosineSimilarity(params.v, 'field')` or `dotProduct(...)`, plus an optional constant",
+            "`double value = dotProduct(params.v, 'field'); return sigmoid(1, Math.E, -value);` "
+            "(each sigmoid argument a number, `Math.E` or the variable, negated or not)",
+        ],
         ["any other Painless script"],
     ),
     Area("the sort option", ["order"], ["mode", "missing", "unmapped_type", "nested", "format", "numeric_type"]),

@@ -453,3 +453,21 @@ def test_join_field_children_need_their_routing(es: Elasticsearch, leg: str) -> 
         assert es.get(index=name, id="2", routing="1")["_routing"] == "1"
     finally:
         es.options(ignore_status=404).indices.delete(index=name)
+
+
+def test_script_score_sigmoid_of_a_dot_product(es: Elasticsearch, leg: str) -> None:  # noqa: F811
+    """elasticsearch-py's VectorStore scores DOT_PRODUCT this way: Painless's sigmoid(1, e, -x) is 1 / (1 + e^-x)."""
+    peer_differs(leg, "cannot compile Painless's sigmoid (a script_exception)")
+    name = f"sigmoid-{uuid.uuid4().hex[:10]}"
+    es.indices.create(index=name, mappings={"properties": {"v": {"type": "dense_vector", "dims": 2}}})
+    try:
+        es.index(index=name, id="a", document={"v": [0.6, 0.8]})
+        es.index(index=name, id="b", document={"v": [0.8, -0.6]}, refresh=True)
+        source = "double value = dotProduct(params.q, 'v'); return sigmoid(1, Math.E, -value);"
+        script = {"source": source, "params": {"q": [1.0, 0.0]}}
+        hits = es.search(index=name, query={"script_score": {"query": {"match_all": {}}, "script": script}})
+        found = [(h["_id"], h["_score"]) for h in hits["hits"]["hits"]]
+        assert [doc_id for doc_id, _ in found] == ["b", "a"]
+        assert [score for _, score in found] == pytest.approx([1 / (1 + np.exp(-0.8)), 1 / (1 + np.exp(-0.6))])
+    finally:
+        es.options(ignore_status=404).indices.delete(index=name)

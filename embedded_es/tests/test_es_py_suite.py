@@ -32,11 +32,7 @@ MISSING = (
     "v8.19.3 in ../shared/es-py-tests or set ES_PY_TESTS to its parent folder (see docs/engine.md)"
 )
 # Tests the engine fails, each with the reason: what it would take is outside this engine.
-KNOWN_GAPS: dict[str, str] = {
-    "test_vectorstore.py::TestVectorStore::test_search_script_score_distance_dot_product": (
-        "needs a Painless script beyond the engine's one form (sigmoid over dotProduct)"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
