@@ -52,8 +52,11 @@ def analyze(text: str, analyzer: str = "standard") -> list[str]:
 
 def bm25(documents: list[list[str] | None], terms: list[str], require_all: bool, norms: bool) -> tuple:
     """(matches, scores) of query `terms` against each document's tokens (None: the document has
-    no value). Per term: idf · tf / (tf + k1 · (1 − b + b · length / average length)), summed.
-    Without norms (keyword fields) the length part is left out, as Lucene does."""
+    no value). Per term: idf · (k1 + 1) · tf / (tf + k1 · (1 − b + b · length / average length)),
+    summed: Elasticsearch's default similarity (LegacyBM25Similarity) keeps the (k1 + 1) factor
+    that Lucene 8 dropped, so a word query's score sits on the same scale as on a cluster beside a
+    kNN score (dis_max, bool). Without norms (keyword fields) the length part is left out, as
+    Lucene does."""
     with_field = [tokens for tokens in documents if tokens is not None]
     lengths = np.array([len(tokens) if tokens else 0 for tokens in documents], np.float64)
     average = lengths.sum() / len(with_field) if with_field else 1.0
@@ -68,7 +71,7 @@ def bm25(documents: list[list[str] | None], terms: list[str], require_all: bool,
         if not containing:
             continue
         idf = math.log(1 + (len(with_field) - containing + 0.5) / (containing + 0.5))
-        scores += idf * tf / (tf + length_part)
+        scores += idf * (K1 + 1) * tf / (tf + length_part)
         found += tf > 0
     matches = (found == len(unique_terms)) if require_all else (found > 0)
     matches &= bool(unique_terms)

@@ -471,3 +471,41 @@ def test_script_score_sigmoid_of_a_dot_product(es: Elasticsearch, leg: str) -> N
         assert [score for _, score in found] == pytest.approx([1 / (1 + np.exp(-0.8)), 1 / (1 + np.exp(-0.6))])
     finally:
         es.options(ignore_status=404).indices.delete(index=name)
+
+
+# --- dis_max over a knn clause ------------------------------------------------------------------
+
+
+def test_dis_max_over_knn_and_a_word_query(es: Elasticsearch) -> None:  # noqa: F811
+    """Elasticsearch's own REST test (search.vectors/140_knn_query_with_other_queries): the knn
+    clause scores its similarity (l2_norm: 1 / (1 + d²)), the keyword match BM25 with the (k1 + 1)
+    factor Elasticsearch keeps (idf alone here: ln 2), and dis_max the best plus tie_breaker × the rest."""
+    name = f"dismax-{uuid.uuid4().hex[:10]}"
+    vector = {"type": "dense_vector", "dims": 4, "similarity": "l2_norm", "index_options": {"type": "hnsw"}}
+    es.indices.create(
+        index=name,
+        settings={"number_of_shards": 1},
+        mappings={"dynamic": False, "properties": {"my_vector": vector, "my_name": {"type": "keyword"}}},
+    )
+    try:
+        operations: list[dict] = []
+        for i in range(1, 11):
+            operations += [{"index": {"_id": str(i)}}, {"my_vector": [1, 1, 1, i], "my_name": f"v{2 - i % 2}"}]
+        es.bulk(index=name, operations=operations, refresh=True)
+
+        def dis_max(boost: float) -> list[tuple[str, float]]:
+            knn = {"field": "my_vector", "query_vector": [1, 1, 1, 1], "num_candidates": 5, "boost": boost}
+            query = {"dis_max": {"queries": [{"knn": knn}, {"match": {"my_name": "v2"}}], "tie_breaker": 0.8}}
+            answer = es.search(index=name, query=query, size=10)
+            assert answer["hits"]["total"]["value"] == 8  # 5 from knn, 3 more from the match
+            return [(h["_id"], h["_score"]) for h in answer["hits"]["hits"]]
+
+        ln2 = float(np.log(2))
+        found = dis_max(1.0)
+        assert [doc_id for doc_id, _ in found] == ["2", "1", "4", "6", "8", "10", "3", "5"]
+        expected = [ln2 + 0.8 * 0.5, 1.0, ln2 + 0.8 * 0.1, ln2, ln2, ln2, 0.2, 1 / 17]
+        assert [score for _, score in found] == pytest.approx(expected, rel=1e-5)
+        boosted = dis_max(3.0)  # a clause's boost scales its score before dis_max picks the best
+        assert boosted[:2] == [("1", pytest.approx(3.0, rel=1e-5)), ("2", pytest.approx(1.5 + 0.8 * ln2, rel=1e-5))]
+    finally:
+        es.options(ignore_status=404).indices.delete(index=name)
