@@ -11,6 +11,7 @@ from typing import Any
 from embedded_es.errors import EsError, bad_request
 
 LONG = re.compile(r"^[+-]?\d+$")
+UNASSIGNED_SEQ_NO = -2  # Elasticsearch's "no expectation", which a client may also send
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,20 @@ def expectation(values: dict, action: str, update: Any = None) -> Expected | Non
     validates it; `update` is an update's body, whose upserts cannot be compared."""
     seq_no = as_long(values["if_seq_no"], "if_seq_no") if values.get("if_seq_no") is not None else None
     term = as_long(values["if_primary_term"], "if_primary_term") if values.get("if_primary_term") is not None else 0
+    if seq_no == UNASSIGNED_SEQ_NO:
+        seq_no = None
     if seq_no is not None and seq_no < 0:
         raise bad_request(f"sequence numbers must be non negative. got [{seq_no}].")
     if term < 0:
-        raise bad_request(f"primary term must be non negative. got [{term}].")
+        raise bad_request(f"primary term must be non negative. got [{term}]")
     if seq_no is None and term == 0:
         return None
     problems = []
-    if action == "create":
+    if action == "create":  # said alone, as Elasticsearch stops checking there
         problems.append("create operations do not support compare and set. use index instead")
-    if seq_no is not None and term == 0:
+    elif seq_no is not None and term == 0:
         problems.append("ifSeqNo is set, but primary term is [0]")
-    if seq_no is None:
+    elif seq_no is None:
         problems.append(f"ifSeqNo is unassigned, but primary term is [{term}]")
     if action == "update" and seq_no is not None and isinstance(update, dict):
         if as_long(values.get("retry_on_conflict", 0), "retry_on_conflict") > 0:
