@@ -122,12 +122,13 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
                     raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
                 doc_id = uuid.uuid4().hex
             item["_id"] = doc_id
-            document = parse_source(source) if action != "delete" else None
-            expected = concurrency.expectation(meta, action, document)
+            update = parse_source(source) if action == "update" else None  # its upserts bar an expectation
+            expected = concurrency.expectation(meta, action, update)  # checked before the index is created
             routing = None if meta.get("routing") is None else str(meta["routing"])
             if action == "delete" and not store.exists(index):
                 raise index_not_found(index)
             ensure_index(store, index)
+            document = update if action == "update" else parse_source(source) if action != "delete" else None
             view = store.view(index)
             queue = pending.get(index) or pending.setdefault(index, Pending(store.next_seq_no(index)))
             key = (index, doc_id)
