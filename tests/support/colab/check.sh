@@ -6,7 +6,7 @@
 # COLAB_CHECK_SOURCE=DIR rehearses another checkout's tree (an integration of branches, say)
 # with this checkout's runtime. Arguments go to rehearse.py's --suite leg (--no-suite: nbval only).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 ROOT=${COLAB_RUNTIME_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clip-elasticsearch-image-search/colab-runtime}/root
 started=$(date +%s)
 tests/support/colab/runtime.sh build

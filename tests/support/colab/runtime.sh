@@ -10,7 +10,7 @@
 #
 # Needs root (debootstrap, chroot, mount) and PyPI plus Debian's archive.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 HERE=tests/support/colab
 BASE=${COLAB_RUNTIME_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clip-elasticsearch-image-search/colab-runtime}
 ROOT=$BASE/root
