@@ -68,7 +68,7 @@ CATCH_STATUS = {
 def rest_tests_folder() -> Path | None:
     """The folder holding `api/` and `test/`: ES_REST_TESTS, else the shared copy beside the repo."""
     folder = Path(os.environ.get("ES_REST_TESTS") or DEFAULT_FOLDER)
-    return folder if (folder / "api").is_dir() and (folder / "test").is_dir() else None
+    return folder.resolve() if (folder / "api").is_dir() and (folder / "test").is_dir() else None
 
 
 # --- API specs ------------------------------------------------------------------------------
@@ -475,7 +475,7 @@ class Runner:
                 self.es.indices.delete(index=name, ignore_unavailable=True)
 
     def run_file(self, file: Path, root: Path) -> list[RestResult]:
-        label = str(file.relative_to(root / "test"))
+        label = str(file.relative_to(root / "test")) if file.is_relative_to(root / "test") else file.name
         documents = [d for d in yaml.safe_load_all(file.read_text()) if d]
         setup: list = []
         teardown: list = []
@@ -529,7 +529,7 @@ def reason_of(body: Any) -> str:
 def rest_files(root: Path, selection: list[str] | None = None) -> Iterator[Path]:
     chosen = [Path(s) for s in selection] if selection else [root / "test"]
     for entry in chosen:
-        entry = entry if entry.is_absolute() or entry.exists() else root / "test" / entry
+        entry = entry.resolve() if entry.exists() else root / "test" / entry
         yield from sorted(entry.rglob("*.yml")) if entry.is_dir() else [entry]
 
 
