@@ -28,6 +28,7 @@ from embedded_es import embedded_client
 from helpers._remote import RemoteEmbedder, ServerClip, encoded
 from helpers._settings import load_settings
 from helpers.clip import ClipEmbedder, model_cache_dir
+from helpers.embedder import BatchEmbedder
 from helpers.index import index_folder
 from tests.support.inference_server import running
 
@@ -36,7 +37,7 @@ STANDS_FOR = 224  # the random-weight graph stands for clip/ViT-B-32, whose inpu
 SATURATED = 0.95  # the smallest concurrency within 5% of the best rate saturates the server
 
 
-def images_per_s(es, embedder: ClipEmbedder, photos: Path) -> float:
+def images_per_s(es, embedder: BatchEmbedder, photos: Path) -> float:
     """A cold `index_folder` (no embedding cache, a re-created index), in images/s."""
     started = time.perf_counter()
     report = index_folder(es, embedder, photos, "bench", recreate=True, progress=False)
