@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from nbval.plugin import get_sanitize_patterns
+from nbval.plugin import coalesce_streams, get_sanitize_patterns
 
 from embedded_es import embedded_client
 from embedded_es.node import close_store
@@ -104,11 +104,11 @@ def test_each_notebook_runs_alone_in_a_fresh_clone(
     committed = nbformat.read(PROJECT_ROOT / "notebooks" / name, as_version=4)
     extra = ALONE_SAYS.get(name)
     for ran, stored in zip(code_cells(live), code_cells(committed), strict=True):
-        seen = [masked(text) for text in shown_text(ran.outputs)]
+        seen = [masked(text) for text in shown_text(coalesce_streams(ran.outputs))]
         assert not any(text.startswith(("error:", "stderr:")) for text in seen), f"{ran.source[:60]!r}: {seen}"
         if unchecked(ran.source):
             continue
-        expected = [masked(text) for text in shown_text(stored.outputs)]
+        expected = [masked(text) for text in shown_text(coalesce_streams(stored.outputs))]
         if extra and seen and seen[0].startswith(f"stdout: {extra}"):
             rest = seen[0].partition("\n")[2]
             seen = [rest, *seen[1:]] if rest else seen[1:]
