@@ -104,6 +104,9 @@ class Graph:
         self.node_slot = np.zeros(0, np.int64)  # -1: tombstone
         self.slot_node: dict[int, int] = {}
         self.trained_on = 0
+        self.version = getattr(self, "version", 0) + 1  # any change of nodes: cached selections are stale
+        self.selected: tuple | None = None  # (version, mask, count, selector) last built
+        self.slot_order: tuple[int, bool] | None = None
 
     # --- building ------------------------------------------------------------------------
 
@@ -149,12 +152,14 @@ class Graph:
         self.node_slot = np.concatenate([self.node_slot, slots.astype(np.int64)])
         self.slot_node.update((int(s), first + i) for i, s in enumerate(slots))
         self.dirty, self.changed_since_save = True, self.changed_since_save + len(ids)
+        self.version += 1
 
     def tombstone(self, slot: int) -> None:
         node = self.slot_node.pop(slot, None)
         if node is not None:
             self.node_slot[node] = -1
             self.dirty, self.changed_since_save = True, self.changed_since_save + 1
+            self.version += 1
 
     def sync(self, view_key: object, ids: list[str], slot_of: dict[str, int], wanted: np.ndarray,
              matrix: np.ndarray, touched: set[int]) -> None:  # fmt: skip
@@ -188,6 +193,7 @@ class Graph:
         stored vector differs from the one it was built from becomes a tombstone."""
         self.slot_node = {}
         self.node_slot = np.full(len(self.node_ids), -1, np.int64)
+        self.version += 1
         slots = np.array([slot_of.get(doc_id, -1) for doc_id in self.node_ids], np.int64)
         candidates = np.flatnonzero(slots >= 0)
         candidates = candidates[wanted[slots[candidates]]]
@@ -201,14 +207,33 @@ class Graph:
 
     # --- searching -----------------------------------------------------------------------
 
-    def searchable(self, eligible: np.ndarray | None) -> np.ndarray:
-        """Per node: alive and (when a filter is given) let through by it."""
-        alive = self.node_slot >= 0
+    def selection(self, eligible: np.ndarray | None) -> tuple[int, faiss.IDSelector | None]:
+        """(how many nodes a search may return, a selector of them; None: every node). Kept
+        until the graph or the filter's mask changes: a repeated filter costs nothing, and a
+        new one a slice (nodes in slot order, the usual case) or one gather."""
+        if self.selected is not None and self.selected[0] == self.version and self.selected[1] is eligible:
+            return self.selected[2], self.selected[3]
         if eligible is None:
-            return alive
-        ok = np.zeros(len(alive), bool)
-        ok[alive] = eligible[self.node_slot[alive]]
-        return ok
+            ok = self.node_slot >= 0
+        elif self.in_slot_order():
+            ok = eligible[: len(self.node_slot)]
+        else:  # a tombstone (-1) reads the False appended after the last slot
+            ok = np.append(eligible, False)[self.node_slot]
+        count = int(np.count_nonzero(ok))
+        selector = None
+        if count < len(self.node_slot):
+            bits = np.packbits(ok, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(ok), faiss.swig_ptr(bits))
+            selector.bits_owner = bits  # faiss keeps a raw pointer: the array lives as long as the selector
+        self.selected = (self.version, eligible, count, selector)
+        return count, selector
+
+    def in_slot_order(self) -> bool:
+        """Node i is slot i for every node (no tombstone, nothing reordered)."""
+        if self.slot_order is None or self.slot_order[0] != self.version:
+            ordered = bool(np.array_equal(self.node_slot, np.arange(len(self.node_slot))))
+            self.slot_order = (self.version, ordered)
+        return self.slot_order[1]
 
     def raw_of(self, distances: np.ndarray, query: np.ndarray) -> np.ndarray:
         """faiss's distances as the field's raw similarity (cosine, dot, or L2 distance)."""
@@ -225,13 +250,9 @@ class Graph:
         search exactly over float vectors (only asked of the float `hnsw` type)."""
         if self.index is None or self.index.ntotal == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ok = self.searchable(eligible)
-        count = int(ok.sum())
+        count, selector = self.selection(eligible)
         if count == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        everyone = count == len(ok)
-        bits = None if everyone else np.packbits(ok, bitorder="little")
-        selector = None if bits is None else faiss.IDSelectorBitmap(len(ok), faiss.swig_ptr(bits))
         total = len(self.slot_node)
         exact = self.kind not in HNSW_KINDS
         # Lucene's exact fallback for a restrictive filter: it lets through no more documents

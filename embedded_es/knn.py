@@ -12,6 +12,7 @@ unless `rescore_vector` asks for the float vectors.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Protocol
 
@@ -29,6 +30,12 @@ SUBSET_SHARE = 10
 SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost", "rescore_vector"}
 QUERY_OPTIONS = SECTION_OPTIONS
 SECTION_OPTIONS = SECTION_OPTIONS | {"_name"}  # the query form's `_name` is read by the query parser
+
+
+# Query types whose matches depend on the documents alone: a kNN pre-filter made of these is
+# kept (as Elasticsearch's query cache keeps filter bitsets) until the index's next write.
+PURE_QUERIES = {"term", "terms", "ids", "exists", "match_all", "prefix", "bool"}
+BOOL_CLAUSES = {"must", "filter", "should", "must_not"}
 
 
 class Filters(Protocol):
@@ -128,11 +135,9 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     if column.similarity == "cosine" and not np.any(query):
         raise bad_request("The [cosine] similarity does not support vectors with zero magnitude.")
     used = len(view.ids)
-    eligible = view.live[:used] & column.present[:used]
     filters_given = clause.get("filter", [])
     filters_given = filters_given if isinstance(filters_given, list) else [filters_given]
-    for f in filters_given:
-        eligible &= filters.evaluate(f)[0][:used]
+    eligible = pre_filter(view, filters, filters_given, name, column, used)
     floor = None if clause.get("similarity") is None else float(clause["similarity"])
     found = None
     if column.kind != "flat" and view.graph_of is not None:
@@ -151,6 +156,39 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     scores = score_of(column.similarity, raw[picked]).astype(np.float32)
     boost = 1.0 if clause.get("boost") is None else float(clause["boost"])
     return {int(s): float(v) * boost for s, v in zip(slots[picked], scores)}
+
+
+def pure(query: Any) -> bool:
+    """A filter whose matches depend on the stored documents only (no `now`, no script, no
+    nested kNN, no `_name` to report)."""
+    if not isinstance(query, dict) or len(query) != 1:
+        return False
+    ((kind, spec),) = query.items()
+    if kind not in PURE_QUERIES or (isinstance(spec, dict) and "_name" in spec):
+        return False
+    if kind != "bool":
+        return True
+    clauses = [spec.get(name, []) for name in BOOL_CLAUSES] if isinstance(spec, dict) else [None]
+    return all(pure(q) for c in clauses for q in (c if isinstance(c, list) else [c]))
+
+
+def pre_filter(view: IndexView, filters: Filters, given: list, name: str, column: VectorColumn, used: int
+               ) -> np.ndarray:  # fmt: skip
+    """The used slots that hold a vector in the field and that every filter lets through. A
+    pure filter's mask is kept on the view until its next write, read-only: the same object
+    again, so the graph's selector built from it is reused too (a repeated filter costs a
+    lookup, as with Elasticsearch's query cache)."""
+    key = json.dumps([name, given], sort_keys=True) if all(pure(f) for f in given) else None
+    cached = view.knn_filters.get(key) if key is not None else None
+    if cached is not None and len(cached) == used:
+        return cached
+    mask = view.live[:used] & column.present[:used]
+    for f in given:
+        mask &= filters.evaluate(f)[0][:used]
+    if key is not None:
+        mask.flags.writeable = False
+        view.knn_filters[key] = mask
+    return mask
 
 
 def exact(column: VectorColumn, query: np.ndarray, eligible: np.ndarray, used: int) -> tuple[np.ndarray, np.ndarray]:

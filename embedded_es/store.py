@@ -162,6 +162,7 @@ class IndexView:
     sources: list[dict | None] | None = None  # loaded on first need (filters, non-kNN queries)
     # Term-level lookups built from `sources` on first need: {field: {value: slots}}; any write clears them.
     postings: dict[str, dict] = field(default_factory=dict)
+    knn_filters: dict[str, np.ndarray] = field(default_factory=dict)  # kNN pre-filter masks; any write clears them
     graph_of: Callable[[str], Graph] | None = None  # a field's ANN graph, refreshed (set by the store)
 
     def grow_to(self, size: int) -> None:
@@ -186,6 +187,7 @@ class IndexView:
             self.slot_of[doc_id] = slot
         self.live[slot] = True
         self.postings.clear()
+        self.knn_filters.clear()
         for name, column in self.columns.items():
             if name in vectors or column.present[slot]:
                 column.touched.add(slot)
@@ -199,6 +201,7 @@ class IndexView:
         slot = self.slot_of.pop(doc_id)
         self.live[slot] = False
         self.postings.clear()
+        self.knn_filters.clear()
         for column in self.columns.values():
             if column.present[slot]:
                 column.touched.add(slot)

@@ -764,7 +764,8 @@ def test_quantized_types_rank_nearly_exactly_and_rescoring_gives_float_scores(
         )
         approximate = [h["_score"] for h in plain["hits"]["hits"]]
         exact = [(1 + float(vectors[int(h["_id"])] @ queries[0])) / 2 for h in plain["hits"]["hits"]]
-        error = {"int8": 0.02, "int4": 0.05, "bbq_": 0.2}[kind[:4]]  # one bit per dimension of 64 is rough
+        # one bit per dimension of 64 is rough; 8 bits cut at the confidence interval clip the topics' tails
+        error = {"int8": 0.03, "int4": 0.05, "bbq_": 0.2}[kind[:4]]
         assert np.allclose(approximate, exact, atol=error)  # scored from the codes: close, not equal
     finally:
         es.indices.delete(index=name)

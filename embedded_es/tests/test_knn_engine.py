@@ -213,3 +213,30 @@ def test_bbq_hnsw_with_max_inner_product_is_refused_by_name(tmp_path: Path) -> N
     with pytest.raises(BadRequestError, match="does not support"):
         es.indices.create(index="ann", mappings={"properties": {"v": vector}})
     assert not es.indices.exists(index="ann")
+
+
+def test_a_repeated_filter_sees_every_write_before_it(tmp_path: Path, data) -> None:
+    """A kNN pre-filter's mask and the graph's selector are kept between searches: a write
+    in between (a label changed, a vector replaced, a document deleted) is seen at once."""
+    vectors, queries = data
+    es = embedded_client(tmp_path)
+    vector = {"type": "dense_vector", "dims": DIMS, "similarity": "cosine", "index_options": {"type": "hnsw"}}
+    es.indices.create(index="ann", mappings={"properties": {"v": vector, "label": {"type": "keyword"}}})
+    labels = ["even" if i % 2 == 0 else "odd" for i in range(DOCS)]
+    actions = ({"_index": "ann", "_id": str(i), "v": v.tolist(), "label": labels[i]} for i, v in enumerate(vectors))
+    bulk(es, actions, chunk_size=500, refresh=True)
+    # 600 of 1200 let through, beam 10: ln(1200) * 10 < 600, so the graph is searched, not the rows
+    clause = {"field": "v", "query_vector": queries[0].tolist(), "k": 5, "num_candidates": 10,
+              "filter": {"term": {"label": "even"}}}  # fmt: skip
+
+    def hits() -> list[str]:
+        return [h["_id"] for h in es.search(index="ann", knn=clause, size=5, source=False)["hits"]["hits"]]
+
+    first = hits()
+    assert first == hits() and all(int(i) % 2 == 0 for i in first)
+    es.index(index="ann", id=first[0], document={"v": vectors[int(first[0])].tolist(), "label": "odd"})
+    assert first[0] not in hits()  # relabelled: the filter no longer lets it through
+    es.index(index="ann", id="1", document={"v": queries[0].tolist(), "label": "even"}, refresh=True)
+    assert hits()[0] == "1"  # a replaced vector (a tombstone and a new node) found through the filter
+    es.delete(index="ann", id="1")
+    assert "1" not in hits() and all(int(i) % 2 == 0 for i in hits())
