@@ -27,7 +27,7 @@ from embedded_es.search import run_count, run_search
 from embedded_es.store import Store
 
 VERSION = "8.19.0"
-# What `route` answers (the README's table lists these).
+# What `route` answers (the table in docs/engine.md lists these).
 ENDPOINTS = [
     "GET /",
     "PUT /{index}",

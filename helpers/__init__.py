@@ -33,7 +33,7 @@ _EXPORTS = {
         "roboflow_calls",
     ],
     "helpers.clip": ["ClipEmbedder", "embedder_for", "load_clip", "prepare_inference"],
-    "helpers.embedder": ["Embedder"],
+    "helpers.embedder": ["BatchEmbedder", "Embedder"],
     "helpers.index": [
         "IndexMismatch",
         "IndexReport",

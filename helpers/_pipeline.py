@@ -3,7 +3,9 @@ ordered and cached, with its batches embedded while the caller does its own work
 results.
 
 Kept apart from the embedders because a learner never needs it to understand the calls:
-it is Inference's `embed_image`, made parallel, streaming and cached.
+it is Inference's `embed_image`, made streaming, ordered and cached; each embedder runs its
+batches in parallel its own way (`embed_batches`: one worker per core in process, several
+requests in flight to a server).
 """
 
 from __future__ import annotations

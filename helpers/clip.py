@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,7 +35,11 @@ from helpers._pipeline import DECODE_ERRORS, normalise, run_ahead, usable_cores
 from helpers._quiet import quiet_import, quiet_inference_models
 from helpers._remote import remote_embedder
 from helpers._settings import DATA_DIR, Settings, roboflow_key
-from helpers.embedder import Embedder, ImageInput, is_stand_in, model_id_for
+from helpers.embedder import BatchEmbedder, ImageInput, is_stand_in, model_id_for
+
+if TYPE_CHECKING:  # both heavy, and imported only when a model loads
+    import onnxruntime
+    from inference.models import Clip
 
 DEFAULT_MODEL_CACHE = DATA_DIR / "model-cache"
 
@@ -124,14 +129,14 @@ class ClipEmbedder:
         return session.run(None, {session.get_inputs()[0].name: tensor})[0]
 
     def go_data_parallel(self) -> None:
-        """Reopen the visual graph for one run per core (`_pipeline.one_thread_session`), once,
+        """Reopen the visual graph for one run per core (`one_thread_session`), once,
         when a second batch shows a pipeline rather than a query."""
         if not self.data_parallel:
             self.model.visual_onnx_session = one_thread_session(self.model)
             self.data_parallel = True
 
 
-def preprocess(model, batch: Sequence[ImageInput]) -> tuple[np.ndarray, list[Exception | None]]:
+def preprocess(model: Clip, batch: Sequence[ImageInput]) -> tuple[np.ndarray, list[Exception | None]]:
     """Decode and preprocess with Inference's own CLIP transform (`clip_preprocess`, what its
     `preproc_image` applies after converting the image to an array and back, a copy that an
     RGB image does not need) into one [n, 3, R, R] float32 tensor of the images that decoded,
@@ -147,7 +152,7 @@ def preprocess(model, batch: Sequence[ImageInput]) -> tuple[np.ndarray, list[Exc
     return np.stack(tensors) if tensors else np.zeros((0, 3, 1, 1), np.float32), errors
 
 
-def one_thread_session(model):
+def one_thread_session(model: Clip) -> onnxruntime.InferenceSession:
     """The visual graph reopened with one thread per run, for one run per core.
 
     Inference's session splits every operator of one run across all cores, and each core
@@ -173,7 +178,7 @@ def embed_batch(embedder: ClipEmbedder, batch: Sequence[ImageInput]) -> list[np.
     return [next(vectors) if error is None else error for error in errors]
 
 
-def embedder_for(settings: Settings, model: str | None = None, clip=None) -> Embedder:
+def embedder_for(settings: Settings, model: str | None = None, clip=None) -> BatchEmbedder:
     """The embedder for `model` (default: the configured CLIP_MODEL), with the Roboflow key
     and the settings' embedding cache; `clip` reuses an already loaded Inference `Clip`.
     With INFERENCE_SERVER_URL set, every embedding goes to that server instead, `clip` or not

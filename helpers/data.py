@@ -30,7 +30,7 @@ from helpers._offline.demo_data import write_demo_dataset
 from helpers._offline.demo_model import DEMO_MODEL_ID
 from helpers._scan import ImageRecord, find_class_names, label_file_for, scan
 from helpers._settings import PROJECT_ROOT, Settings, datasets_dir
-from helpers.embedder import model_id_for
+from helpers.embedder import is_stand_in, model_id_for
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -52,7 +52,7 @@ class DataChoice:
 
     @property
     def is_stand_in(self) -> bool:
-        return self.model == DEMO_MODEL_ID
+        return is_stand_in(self.model)
 
 
 def is_downloaded(dest: Path) -> bool:

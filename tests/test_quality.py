@@ -1,5 +1,5 @@
 """The demo model's retrieval quality, measured on demo data from a seed never used in
-training: the figures the README and the model card state."""
+training: the figures docs/demo-model.md and the model card state."""
 
 import json
 from pathlib import Path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Colab installs these from download.pytorch.org (CPU builds) or from its own disk; neither is
-# reachable here. The same versions come from PyPI instead (see the README's Colab section).
+# reachable here. The same versions come from PyPI instead (see docs/colab.md).
 URL_VERSION = re.compile(r"^(?P<name>[A-Za-z0-9_]+)-(?P<version>[0-9][0-9A-Za-z.]*)(%2B|\+|-)")
 LEFT_OUT = {"google-colab"}  # a stand-in module replaces it (tests/support/colab/stub)
 # PyPI's torch is a CUDA build and pins its own CUDA libraries; Colab's CPU build needs none, and
