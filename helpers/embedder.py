@@ -1,10 +1,10 @@
 """What the project asks of a CLIP model, wherever it runs.
 
 Two implementations: in process (`helpers.clip.ClipEmbedder`, Inference's `Clip`) and on an
-Inference server (`helpers._remote.RemoteEmbedder`). Everything above them (indexing, search,
-evaluation, the widget) takes an `Embedder`; the pipeline (`helpers._pipeline`: batches,
-threads, the cache) takes a `BatchEmbedder`. Neither layer imports an implementation, so the
-imports only go downward: index -> _pipeline -> embedder.
+Inference server (`helpers._remote.RemoteEmbedder`). Search, evaluation and the widget take an
+`Embedder`; indexing and the pipeline (`helpers._pipeline`: batches in order, the cache) take a
+`BatchEmbedder`. None of them imports an implementation, so the imports only go downward:
+index -> _pipeline -> embedder.
 """
 
 from __future__ import annotations
