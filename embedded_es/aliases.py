@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from embedded_es.errors import EsError, bad_request, unsupported
+from embedded_es.errors import EsError, bad_request, unsupported, validation_failed
 from embedded_es.request import is_pattern, resolve
 from embedded_es.store import Store
 
@@ -91,7 +91,7 @@ def listed(spec: dict, one: str, many: str) -> list[str]:
     value = spec.get(many, spec.get(one))
     values = value if isinstance(value, list) else [value] if value is not None else []
     if not values or not all(isinstance(v, str) and v for v in values):
-        raise EsError(400, "action_request_validation_exception", f"Validation Failed: 1: [{one}] is required;")
+        raise validation_failed(f"[{one}] is required")
     return values
 
 
@@ -103,7 +103,7 @@ def listed_names(spec: dict) -> list[str]:
 def apply(store: Store, actions: Any) -> tuple[int, dict]:
     """`POST /_aliases`: every action checked first, then all applied in one transaction."""
     if not isinstance(actions, list) or not actions:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: No action specified;")
+        raise validation_failed("No action specified")
     names = store.names()
     table = members(store)
     # An index that `remove_index` drops frees its name for an alias in the same request: the

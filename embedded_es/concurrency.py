@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from embedded_es.errors import EsError, bad_request
+from embedded_es.errors import EsError, bad_request, validation_failed
 
 LONG = re.compile(r"^[+-]?\d+$")
 UNASSIGNED_SEQ_NO = -2  # Elasticsearch's "no expectation", which a client may also send
@@ -57,8 +57,7 @@ def expectation(values: dict, action: str, update: Any = None) -> Expected | Non
         if "upsert" in update:
             problems.append("upsert requests don't support `if_seq_no` and `if_primary_term`")
     if problems:
-        listed = "".join(f"{i}: {problem};" for i, problem in enumerate(problems, 1))
-        raise EsError(400, "action_request_validation_exception", f"Validation Failed: {listed}")
+        raise validation_failed(*problems)
     assert seq_no is not None
     return Expected(seq_no, term)
 

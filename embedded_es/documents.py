@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from embedded_es import aliases, concurrency, updates
-from embedded_es.errors import EsError, bad_request, index_not_found, parsing_error, unsupported
+from embedded_es.errors import EsError, bad_request, index_not_found, parsing_error, unsupported, validation_failed
 from embedded_es.indices import SHARDS, auto_create_allowed, check_index_name
 from embedded_es.mapping import DocumentMapper
 from embedded_es.search import filter_source, source_filter
@@ -46,7 +46,7 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[tuple[str, dict, 
         actions.append((action, meta, lines[i + 1]))
         i += 2
     if not actions:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
+        raise validation_failed("no requests added")
     return [(a, {"_index": default_index, **meta}, s) for a, meta, s in actions]
 
 
@@ -115,11 +115,11 @@ def bulk(store: Store, body: bytes, default_index: str | None) -> tuple[int, dic
             if "op_type" in meta and meta["op_type"] not in ("index", "create"):
                 raise bad_request(f"opType must be 'create' or 'index', found: [{meta['op_type']}]")
             if not index:
-                raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
+                raise validation_failed("index is missing")
             doc_id = check_id(meta.get("_id"))
             if doc_id is None:
                 if action in ("delete", "update"):
-                    raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
+                    raise validation_failed("id is missing")
                 doc_id = uuid.uuid4().hex
             item["_id"] = doc_id
             update = parse_source(source) if action == "update" else None  # its upserts bar an expectation
@@ -279,11 +279,6 @@ def get_doc(store: Store, index: str, doc_id: str, params: dict) -> tuple[int, d
     return (200 if result["found"] else 404), result
 
 
-def validation_failed(problems: list[str]) -> EsError:
-    listed = "".join(f"{i}: {problem};" for i, problem in enumerate(problems, 1))
-    return EsError(400, "action_request_validation_exception", f"Validation Failed: {listed}")
-
-
 def mget(store: Store, default_index: str | None, body: dict, params: dict) -> tuple[int, dict]:
     """`_mget` in both forms (`docs: [{_index, _id, _source}]`, or `ids` with the index in the
     path). A missing document is `found: false`; a missing index fails only its own items."""
@@ -310,7 +305,7 @@ def mget(store: Store, default_index: str | None, body: dict, params: dict) -> t
     if not requests:
         problems.append("no documents to get")
     if problems:
-        raise validation_failed(problems)
+        raise validation_failed(*problems)
     docs = []
     for request in requests:
         index, doc_id = request.get("_index", default_index), str(request["_id"])

@@ -75,5 +75,11 @@ def invalid_index_name(index: str) -> EsError:
     )
 
 
+def validation_failed(*problems: str) -> EsError:
+    """Elasticsearch's request validation error: the problems numbered, each ending in `;`."""
+    listed = "".join(f"{i}: {problem};" for i, problem in enumerate(problems, 1))
+    return EsError(400, "action_request_validation_exception", f"Validation Failed: {listed}")
+
+
 def parsing_error(reason: str) -> EsError:
     return EsError(400, "document_parsing_exception", reason)

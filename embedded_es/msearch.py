@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import orjson
 
-from embedded_es.errors import EsError, bad_request, unsupported
+from embedded_es.errors import EsError, bad_request, unsupported, validation_failed
 from embedded_es.request import INDEX_OPTIONS
 
 # Header keys: where and how one search runs.
@@ -22,7 +22,7 @@ ELASTICSEARCH_HEADER_KEYS = {"routing"}
 def parse(body: bytes) -> list[tuple[dict, dict]]:
     lines = [line for line in body.split(b"\n") if line.strip()]
     if not lines:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
+        raise validation_failed("no requests added")
     searches = []
     for i in range(0, len(lines), 2):
         try:

@@ -15,7 +15,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from embedded_es.errors import EsError, bad_request
+from embedded_es.errors import EsError, bad_request, validation_failed
 from embedded_es.request import is_opaque_id, opaque_id, resolve
 from embedded_es.scroll import keep_alive, missing
 from embedded_es.search import run_search, shards_header, sort_spec
@@ -73,7 +73,7 @@ def live(store: Store) -> dict[str, PointInTime]:
 
 def open_pit(store: Store, expression: str, params: dict) -> dict:
     if "keep_alive" not in params:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: [keep_alive] is required;")
+        raise validation_failed("[keep_alive] is required")
     alive = keep_alive(params["keep_alive"], "keep_alive")
     names = resolve(store.names(), expression, params)
     pit_id = opaque_id(PREFIX)
@@ -92,7 +92,7 @@ def known(store: Store, pit_id: object) -> tuple[str, PointInTime | None]:
 def close_pit(store: Store, body: dict) -> tuple[int, dict]:
     """`DELETE /_pit`: 404 when the id was not open (expired or closed), as on a cluster."""
     if set(body) != {"id"}:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: point in time id is missing;")
+        raise validation_failed("point in time id is missing")
     pit_id, point = known(store, body["id"])
     if point is None:
         return 404, {"succeeded": True, "num_freed": 0}
@@ -103,11 +103,8 @@ def close_pit(store: Store, body: dict) -> tuple[int, dict]:
 def search(store: Store, target: str, body: dict, params: dict) -> dict:
     """A search through a point in time: no index in the path, the PIT's snapshot searched."""
     if target:
-        raise EsError(
-            400,
-            "action_request_validation_exception",
-            "Validation Failed: 1: [indices] cannot be used with point in time. Do not specify any index with point "
-            "in time.;",
+        raise validation_failed(
+            "[indices] cannot be used with point in time. Do not specify any index with point in time."
         )
     spec = body["pit"]
     if not isinstance(spec, dict) or "id" not in spec or set(spec) - PIT_KEYS:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedded_es.errors import EsError, bad_request, unsupported
+from embedded_es.errors import EsError, bad_request, unsupported, validation_failed
 from embedded_es.search import render_hits, run_search, search_response, total_hits, whole_number
 from embedded_es.store import IndexView, Store
 
@@ -189,11 +189,8 @@ def run_retriever(store: Store, views: list[IndexView], body: dict, params: dict
     if name in ("rrf", "linear"):
         window = whole_number(options, {}, "rank_window_size", DEFAULT_RANK_WINDOW_SIZE)
         if size > window:
-            raise EsError(
-                400,
-                "action_request_validation_exception",
-                f"Validation Failed: 1: [{name}] requires [rank_window_size: {window}] "
-                f"be greater than or equal to [size: {size}];",
+            raise validation_failed(
+                f"[{name}] requires [rank_window_size: {window}] be greater than or equal to [size: {size}]"
             )
     ranked = Retrieval(store, views, params).run(body["retriever"], [])
     page = [(p, slot, score) for (p, slot), score in ranked.hits[offset : offset + size]]

@@ -13,7 +13,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from embedded_es.errors import EsError, bad_request
+from embedded_es.errors import EsError, bad_request, validation_failed
 from embedded_es.request import is_opaque_id, opaque_id
 from embedded_es.search import run_search, total_hits, whole_number
 from embedded_es.store import IndexView, Store
@@ -66,17 +66,9 @@ def start(store: Store, views: list[IndexView], body: dict, params: dict) -> dic
     """The first page of a scrolled search, with its `_scroll_id`."""
     alive = keep_alive(params["scroll"])
     if whole_number(body, params, "from", 0) > 0:
-        raise EsError(
-            400,
-            "action_request_validation_exception",
-            "Validation Failed: 1: using [from] is not allowed in a scroll context;",
-        )
+        raise validation_failed("using [from] is not allowed in a scroll context")
     if body.get("track_total_hits", params.get("track_total_hits")) in (False, "false"):
-        raise EsError(
-            400,
-            "action_request_validation_exception",
-            "Validation Failed: 1: disabling [track_total_hits] is not allowed in a scroll context;",
-        )
+        raise validation_failed("disabling [track_total_hits] is not allowed in a scroll context")
     size = whole_number(body, params, "size", 10)
     everything = sum(view.count for view in views)
     query = {**body, "size": everything, "from": 0, "track_total_hits": True}
@@ -161,7 +153,7 @@ def clear(store: Store, body: dict, path_ids: str | None) -> tuple[int, dict]:
     if ids is not None and not isinstance(ids, list):
         raise unknown_key("scroll_id")
     if not ids:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no scroll ids specified;")
+        raise validation_failed("no scroll ids specified")
     live = contexts(store)
     if ids == ["_all"]:
         freed = len(live)

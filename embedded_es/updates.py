@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from embedded_es.errors import EsError, bad_request, unsupported
+from embedded_es.errors import EsError, bad_request, unsupported, validation_failed
 
 UPDATE_KEYS = {"doc", "doc_as_upsert", "upsert", "detect_noop", "script", "scripted_upsert", "_source"}
 
@@ -45,13 +45,9 @@ def check(body: Any) -> dict:
         if key in body and not isinstance(body[key], dict):
             raise EsError(400, "x_content_parse_exception", f"[UpdateRequest] failed to parse field [{key}]")
     if "doc" not in body:
-        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;")
+        raise validation_failed("script or doc is missing")
     if body.get("doc_as_upsert") and "upsert" in body:
-        raise EsError(
-            400,
-            "action_request_validation_exception",
-            "Validation Failed: 1: upsert requests don't support `doc_as_upsert` and `upsert` at the same time;",
-        )
+        raise validation_failed("upsert requests don't support `doc_as_upsert` and `upsert` at the same time")
     for key in ("doc_as_upsert", "detect_noop"):
         if key in body and not isinstance(body[key], bool):
             raise bad_request(f"[UpdateRequest] [{key}] must be a boolean")
