@@ -55,15 +55,19 @@ class DocMeta(NamedTuple):
     routing: str | None
 
 
+def table_columns(db: sqlite3.Connection) -> set[tuple[str, str]]:
+    """(table, column) for the tables `migrate` extends."""
+    return {(t, row[1]) for t in ("docs", "indices") for row in db.execute(f"PRAGMA table_info({t})")}
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Bring a store written before sequence numbers up to date, in one transaction: its documents
     get sequence numbers in the order they were first written, and nothing else changes."""
-    present = {(t, row[1]) for t in ("docs", "indices") for row in db.execute(f"PRAGMA table_info({t})")}
-    if all((table, column) in present for table, column, _ in SEQ_NO_COLUMNS):
+    if all((table, column) in table_columns(db) for table, column, _ in SEQ_NO_COLUMNS):
         return
     with db:
         db.execute("BEGIN IMMEDIATE")
-        present = {(t, row[1]) for t in ("docs", "indices") for row in db.execute(f"PRAGMA table_info({t})")}
+        present = table_columns(db)  # read again inside the transaction
         for table, column, declaration in SEQ_NO_COLUMNS:
             if (table, column) not in present:  # another process may have migrated meanwhile
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
