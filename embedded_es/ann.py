@@ -5,7 +5,10 @@ One faiss index per index and indexed `dense_vector` field, built from the mappi
 HNSW graph over scalar-quantised codes (one range for all dimensions, cut at Lucene's
 confidence interval), `bbq_hnsw` an HNSW graph over one-bit RaBitQ codes (an int4 query
 scored against the bits with per-vector corrective terms, as Elasticsearch's BBQ does), and
-`int8_flat` / `int4_flat` / `bbq_flat` the same codes searched exhaustively. `num_candidates`
+`int8_flat` / `int4_flat` / `bbq_flat` the same codes searched exhaustively. faiss builds a
+one-bit graph with L2 only, which ranks unit vectors (cosine, dot_product) as they rank; for
+`bbq_hnsw` with `max_inner_product` the graph is built over the float vectors with inner
+product and its candidates are scored with the one-bit codes, held beside it. `num_candidates`
 is the search beam (efSearch); a filter and deleted documents are an ID selector, so the
 search still walks through nodes that do not match, as Lucene's does.
 
@@ -67,6 +70,19 @@ def checksums(rows: np.ndarray) -> np.ndarray:
     return np.frombuffer(b"".join(hashlib.blake2b(r.tobytes(), digest_size=8).digest() for r in rows), np.uint64)
 
 
+def one_bit_codes(dims: int, metric: int) -> faiss.IndexRaBitQ:
+    index = faiss.IndexRaBitQ(dims, metric)
+    index.qb = BBQ_QUERY_BITS
+    return index
+
+
+def code_scores(codes: faiss.IndexRaBitQ, query: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """The one-bit codes' estimate of each node's similarity to the query."""
+    computer = codes.get_distance_computer()
+    computer.set_query(faiss.swig_ptr(query))  # `query` outlives the computer: it is read below only
+    return np.array([computer(int(node)) for node in nodes], np.float32)
+
+
 class Graph:
     """The ANN index of one field, with the bookkeeping that maps its nodes to documents."""
 
@@ -78,8 +94,10 @@ class Graph:
         interval = options.get("confidence_interval")
         self.confidence_interval = float(interval) if interval is not None else default_confidence_interval(dims)
         self.dims, self.similarity = dims, similarity
-        # faiss builds a RaBitQ graph with L2 only: unit vectors (cosine, dot_product) rank the same
+        # faiss builds a RaBitQ graph with L2 only: unit vectors (cosine, dot_product) rank the same;
+        # with max_inner_product the graph is over floats and the codes (`self.codes`) score it
         self.l2_index = similarity == "l2_norm" or (self.kind.startswith("bbq") and similarity != "max_inner_product")
+        self.float_graph = self.kind == "bbq_hnsw" and similarity == "max_inner_product"
         self.reset()
         self.view_key: object = None  # the view whose slots node_slot refers to
         self.dirty = False
@@ -99,6 +117,7 @@ class Graph:
 
     def reset(self) -> None:
         self.index: faiss.Index | None = None
+        self.codes: faiss.IndexRaBitQ | None = None  # only for a float graph of a bbq field
         self.node_ids: list[str] = []
         self.node_sums = np.zeros(0, np.uint64)
         self.node_slot = np.zeros(0, np.int64)  # -1: tombstone
@@ -126,15 +145,18 @@ class Graph:
             # Lucene's quantiles: the range keeps `confidence_interval` of all values.
             quantizer.rangestat = faiss.ScalarQuantizer.RS_quantiles
             quantizer.rangestat_arg = (1 - self.confidence_interval) / 2
-        elif kind == "bbq_hnsw":  # the mapping refuses it with max_inner_product
+        elif self.float_graph:
+            index = faiss.IndexHNSWFlat(d, self.m, metric)
+            self.codes = one_bit_codes(d, metric)
+            self.codes.train(np.ascontiguousarray(sample))
+        elif kind == "bbq_hnsw":
             index = faiss.IndexHNSWRaBitQ(d, self.m, 1, faiss.METRIC_L2)
             faiss.downcast_index(index.storage).qb = BBQ_QUERY_BITS
         else:  # bbq_flat
-            index = faiss.IndexRaBitQ(d, metric)
-            index.qb = BBQ_QUERY_BITS
+            index = one_bit_codes(d, metric)
         if kind in HNSW_KINDS:
             index.hnsw.efConstruction = self.ef_construction
-        if kind in CODE_KINDS:
+        if kind in CODE_KINDS and not self.float_graph:
             index.train(np.ascontiguousarray(sample))
         self.trained_on = len(sample)
         return index
@@ -147,6 +169,8 @@ class Graph:
         with one_thread():
             for row in rows:
                 self.index.add(row[None, :])
+            if self.codes is not None:
+                self.codes.add(np.ascontiguousarray(rows))
         self.node_ids.extend(ids)
         self.node_sums = np.concatenate([self.node_sums, checksums(rows)])
         self.node_slot = np.concatenate([self.node_slot, slots.astype(np.int64)])
@@ -269,11 +293,13 @@ class Graph:
             found = nodes[0] >= 0
             if int(found.sum()) == pool:
                 nodes, distances = nodes[0][found], distances[0][found]
+                if self.codes is not None:
+                    distances = code_scores(self.codes, q[0], nodes)
                 return self.node_slot[nodes], self.raw_of(distances, query).astype(np.float32)
             exact = True  # the graph search came back short: search exactly, as Lucene does
         if self.kind == "hnsw":
             return None
-        storage = self.index if self.kind not in HNSW_KINDS else faiss.downcast_index(self.index.storage)
+        storage = self.storage()
         if isinstance(storage, faiss.IndexRaBitQ):
             params = faiss.RaBitQSearchParameters()
             params.qb = BBQ_QUERY_BITS
@@ -292,8 +318,14 @@ class Graph:
         """Bytes per vector of what the search reads: the codes (or floats), graph excluded."""
         if self.index is None:
             return 0
-        storage = self.index if self.kind not in HNSW_KINDS else faiss.downcast_index(self.index.storage)
-        return int(storage.sa_code_size())
+        floats = 4 * self.dims if self.codes is not None else 0  # the float graph's own copy
+        return floats + int(self.storage().sa_code_size())
+
+    def storage(self) -> faiss.Index:
+        """What scores a node: the codes (or floats) under the graph, or the flat index itself."""
+        if self.codes is not None:
+            return self.codes
+        return self.index if self.kind not in HNSW_KINDS else faiss.downcast_index(self.index.storage)
 
     def graph_bytes(self) -> int:
         """Bytes of the HNSW links (neighbour lists, levels and offsets)."""
@@ -317,6 +349,7 @@ class Graph:
                 np.savez(
                     out,
                     index=faiss.serialize_index(self.index),
+                    codes=faiss.serialize_index(self.codes) if self.codes is not None else np.zeros(0, np.uint8),
                     ids=np.frombuffer(json.dumps(self.node_ids).encode(), np.uint8),
                     sums=self.node_sums,
                     meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
@@ -336,16 +369,22 @@ class Graph:
                 if {k: meta.get(k) for k in self.signature} != self.signature:
                     return False
                 index = faiss.deserialize_index(saved["index"])
+                codes = faiss.deserialize_index(saved["codes"]) if self.float_graph else None
                 ids = json.loads(saved["ids"].tobytes())
                 sums = np.array(saved["sums"], np.uint64)
         except Exception:  # any unreadable file is rebuilt from the stored vectors
             return False
         if index.ntotal != len(ids) or len(sums) != len(ids) or index.d != self.dims:
             return False
+        if codes is not None and codes.ntotal != len(ids):
+            return False
         if self.kind == "bbq_hnsw" and self.l2_index:
             faiss.downcast_index(index.storage).qb = BBQ_QUERY_BITS
         self.reset()
         self.index, self.node_ids, self.node_sums = index, ids, sums
+        if codes is not None:
+            self.codes = codes  # read back as an IndexRaBitQ
+            self.codes.qb = BBQ_QUERY_BITS
         self.trained_on = int(meta.get("trained_on", 0))
         self.view_key = None
         return True

@@ -190,8 +190,6 @@ def check_vector(name: str, spec: dict) -> dict:
         listed = ", ".join(f"{key} : {options[key]}" for key in sorted(unknown))
         raise mapper_error(f"Mapping definition for [{name}] has unsupported parameters:  [{listed}]")
     check_index_options(options)
-    if kind == "bbq_hnsw" and similarity == "max_inner_product":  # faiss's RaBitQ graph is built with L2 only
-        raise unsupported("the index_options type", kind, f"with [max_inner_product] similarity (field [{name}])")
     if dims is not None:
         check_dims_for_options(name, kind, dims)
     options = dict(options)

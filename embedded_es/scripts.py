@@ -5,7 +5,9 @@ two forms client libraries write.
 - `double value = dotProduct(params.v, 'field'); return sigmoid(1, Math.E, -value);`, as
   elasticsearch-py's VectorStore writes its DOT_PRODUCT distance: Painless's
   `sigmoid(value, k, a)` is value^a / (k^a + value^a), each argument a number, `Math.E`, or the
-  variable (negated or not).
+  variable (negated or not);
+- `double value = dotProduct(params.v, 'field'); return value < 0 ? 1 / (1 + -1 * value) : value + 1;`,
+  max_inner_product's kNN score, as Elasticsearch's tests write it to compare with a kNN search.
 
 Any other script is refused by name."""
 
@@ -24,6 +26,11 @@ PLUS_CONSTANT = re.compile(rf"^\s*{SIMILARITY}\s*(?:\+\s*({NUMBER})\s*)?;?\s*$")
 ARGUMENT = rf"\s*(-?\s*\w+|Math\.E|{NUMBER})\s*"
 SIGMOID = re.compile(
     rf"^\s*double\s+(\w+)\s*=\s*{SIMILARITY}\s*;\s*return\s+sigmoid\({ARGUMENT},{ARGUMENT},{ARGUMENT}\)\s*;?\s*$"
+)
+# `1 / (1 + -1 * v)` below zero, `v + 1` otherwise, with the variable's name repeated (checked in parse)
+INNER_PRODUCT_SCORE = re.compile(
+    rf"^\s*double\s+(\w+)\s*=\s*{SIMILARITY}\s*;\s*return\s+(\w+)\s*<\s*0\s*\?\s*1\s*/\s*\(\s*1\s*\+\s*-\s*1\s*\*"
+    r"\s*(\w+)\s*\)\s*:\s*(\w+)\s*\+\s*1\s*;?\s*$"
 )
 
 
@@ -55,6 +62,12 @@ def parse(source: str) -> Script | None:
     if plain is not None:
         function, parameter, field, constant = plain.groups()
         return Script(function, parameter, field, lambda raw: raw + float(constant or 0))
+    inner = INNER_PRODUCT_SCORE.match(source)
+    if inner is not None:
+        variable, function, parameter, field, *uses = inner.groups()
+        if any(use != variable for use in uses):
+            return None
+        return Script(function, parameter, field, lambda raw: np.where(raw < 0, 1 / (1 - raw), raw + 1))
     sigmoid = SIGMOID.match(source)
     if sigmoid is None:
         return None

@@ -152,7 +152,9 @@ AREAS = [
         [
             "`cosineSimilarity(params.v, 'field')` or `dotProduct(...)`, plus an optional constant",
             "`double value = dotProduct(params.v, 'field'); return sigmoid(1, Math.E, -value);` "
-            "(each sigmoid argument a number, `Math.E` or the variable, negated or not)",
+            "(each sigmoid argument a number, `Math.E` or the variable, negated or not); "
+            "`double value = dotProduct(params.v, 'field'); return value < 0 ? 1 / (1 + -1 * value) : value + 1;` "
+            "(max_inner_product's kNN score)",
         ],
         ["any other Painless script"],
     ),

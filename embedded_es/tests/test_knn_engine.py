@@ -206,13 +206,30 @@ def test_num_candidates_over_the_limit_is_refused(tmp_path: Path, data) -> None:
         top(es, data[1][:1], num_candidates=10_001)
 
 
-def test_bbq_hnsw_with_max_inner_product_is_refused_by_name(tmp_path: Path) -> None:
+def test_bbq_hnsw_ranks_by_inner_product_over_vectors_of_any_length(tmp_path: Path) -> None:
+    """max_inner_product with bbq_hnsw: the graph is walked by inner product, its candidates
+    scored with the one-bit codes, and the best k x 3 rescored with the floats (9.1's default)."""
+    dims = 256  # one bit per dimension: at Elasticsearch's minimum of 64 the codes rank coarsely
+    vectors, queries = spectrum_vectors(DOCS, dims, seed=21), spectrum_vectors(20, dims, seed=22)
+    lengths = np.random.default_rng(5).uniform(0.5, 2.0, (DOCS, 1)).astype(np.float32)
+    vectors = vectors * lengths  # inner product now favours long vectors, which L2 would not find
     es = embedded_client(tmp_path)
     options = {"type": "bbq_hnsw"}
-    vector = {"type": "dense_vector", "dims": DIMS, "similarity": "max_inner_product", "index_options": options}
-    with pytest.raises(BadRequestError, match="does not support"):
-        es.indices.create(index="ann", mappings={"properties": {"v": vector}})
-    assert not es.indices.exists(index="ann")
+    vector = {"type": "dense_vector", "dims": dims, "similarity": "max_inner_product", "index_options": options}
+    es.indices.create(index="ann", mappings={"properties": {"v": vector}})
+    put(es, vectors, refresh=True)
+    found = top(es, queries, num_candidates=100)
+    truth = [[str(i) for i in np.argsort(-(vectors @ q), kind="stable")[:10]] for q in queries]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.9
+    clause = {"field": "v", "query_vector": queries[0].tolist(), "k": 3, "num_candidates": 100}
+    hit = es.search(index="ann", knn=clause, size=3, source=False)["hits"]["hits"][0]
+    inner = float(vectors[int(hit["_id"])] @ queries[0])
+    assert hit["_score"] == pytest.approx(inner + 1 if inner >= 0 else 1 / (1 - inner), rel=1e-5)  # rescored
+    unrescored = es.search(index="ann", knn={**clause, "rescore_vector": {"oversample": 0}}, size=3)
+    assert unrescored["hits"]["hits"][0]["_score"] != hit["_score"]  # the codes' estimate
+    close_store(tmp_path)
+    assert top(embedded_client(tmp_path), queries, num_candidates=100) == found  # graph and codes reloaded
 
 
 def test_a_repeated_filter_sees_every_write_before_it(tmp_path: Path, data) -> None:
