@@ -22,6 +22,7 @@ import numpy as np
 
 from helpers._fetch import fetched
 from helpers.embedder import MAX_BATCH, BatchEmbedder, ImageInput
+from helpers.objects import Crop, load_crops
 
 CACHE_LOOKUP = 64  # files looked up in the embedding cache together
 DECODE_ERRORS = (OSError, ValueError, SyntaxError)  # what PIL (and our size check) raise for a bad image
@@ -83,17 +84,34 @@ def embed_files(embedder: BatchEmbedder, paths: Sequence[Path], sha256s: Sequenc
     return np.stack([vectors[sha] for sha in sha256s]) if sha256s else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
+def inputs_of(batch: list[tuple[Path | Crop, str]], known: dict) -> list[tuple[ImageInput, str]]:
+    """What the model reads for each (source, key): a file as it is, an object's crop cut from
+    its picture; a crop whose picture cannot be decoded goes to `known` as its error."""
+    crops = [source for source, _ in batch if isinstance(source, Crop)]
+    loaded = iter(load_crops(crops))
+    inputs = []
+    for source, key in batch:
+        image = next(loaded) if isinstance(source, Crop) else source
+        if isinstance(image, Exception):
+            known[key] = image
+        else:
+            inputs.append((image, key))
+    return inputs
+
+
 def embed_file_stream(
-    embedder: BatchEmbedder, files: Iterable[tuple[Path, str]]
+    embedder: BatchEmbedder, files: Iterable[tuple[Path | Crop, str]]
 ) -> Iterator[tuple[str, np.ndarray | Exception]]:
-    """(sha256, vector or decoding error) for each (path, sha256) with a unique hash, in the
+    """(key, vector or decoding error) for each (path, key) with a unique key, in the
     order of `files`, as soon as it and those before it are known: cached vectors at once, the
     rest as their batch leaves the model (and goes into the cache). The order never depends on
     what the cache holds, so an index filled from a warm cache stores its documents in the
     same order as one filled from a cold one (equal scores rank alike). `files` is drawn
     lazily, 64 at a time for one cache look-up, so a caller's generator can do its own work
     for the next files while the model runs; a chunk found whole in the cache goes through
-    as an empty batch, so that what is ready is handed on without reading further ahead."""
+    as an empty batch, so that what is ready is handed on without reading further ahead.
+    A source may also be an object's `Crop`, keyed by picture and box (`LabelledObject.cache_key`):
+    crops go through the same batches and cache as the pictures."""
     cache = embedder.cache
     order: deque[str] = deque()  # hashes in the order of `files`, not yet handed on
     known: dict[str, np.ndarray | Exception] = {}
@@ -103,10 +121,11 @@ def embed_file_stream(
         for chunk in chunks(files, CACHE_LOOKUP):
             order.extend(sha for _, sha in chunk)
             known.update(cache.get_many([sha for _, sha in chunk]) if cache else {})
-            todo = [(path, sha) for path, sha in chunk if sha not in known]
+            todo = [(source, key) for source, key in chunk if key not in known]
             for batch in chunks(todo, MAX_BATCH) if todo else [[]]:
-                batch_hashes.append([sha for _, sha in batch])
-                yield [path for path, _ in batch]
+                inputs = inputs_of(batch, known)
+                batch_hashes.append([key for _, key in inputs])
+                yield [image for image, _ in inputs]
 
     def ready() -> Iterator[tuple[str, np.ndarray | Exception]]:
         while order and order[0] in known:

@@ -102,6 +102,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     where = f"index {report.index!r}" + (f" (alias {index!r})" if report.index != index else "")
     lines = [f"{report.indexed} images in {where} ({report.new} new), {len(report.skipped)} skipped"]
     lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
+    if report.new:
+        lines.append(f"{report.objects} labelled objects in the new images, {len(report.skipped_objects)} left out")
+    lines += [f"  left out of {s.path}: {s.reason}" for s in report.skipped_objects]
     emit(report.as_json(), args.json, "\n".join(lines))
     return 1 if report.skipped else 0
 
@@ -137,6 +140,8 @@ def search_options(args: argparse.Namespace) -> dict:
         check_picture(args.image)
     if args.hybrid and (args.text is None or args.image or args.similar_to):
         raise UsageError("--hybrid works on --text alone: it matches the words in labels and file names too")
+    if args.hybrid and args.objects:
+        raise UsageError("--objects and --hybrid do not combine: --hybrid matches a picture's words, not its objects")
     for flag, weight in (("--text-weight", args.text_weight), ("--word-weight", args.word_weight)):
         if not 0 <= weight <= 1:
             raise UsageError(f"{flag} must be between 0 and 1")
@@ -151,6 +156,7 @@ def search_options(args: argparse.Namespace) -> dict:
         "min_similarity": args.min_score,
         "since": checked_date(args.since, "--since"),
         "until": checked_date(args.until, "--until"),
+        "objects": args.objects,
     }
 
 
@@ -188,13 +194,59 @@ def cmd_search(args: argparse.Namespace) -> int:
     es = connect(settings, quiet=args.json)
     if not es.indices.exists(index=index):  # before a model loads (or downloads) for nothing
         raise UsageError(f"index {index!r} does not exist: index some images first (python -m helpers index PATH)")
+    if args.objects:
+        check_objects(es, index)
     hits, title = run_query(args, options, es, settings, index)
+    title = f"{title}, by object" if args.objects else title
     if args.json:
         emit([hit.as_json() for hit in hits], True, "")
     else:
         first = (args.page - 1) * args.k + 1
         print_hits(f"{title} (hits {first} to {first + args.k - 1})" if args.page > 1 else title, hits)
+        if args.objects and not hits:
+            print("  (object-level search finds labelled objects only: a folder without YOLO labels has none)")
+    if args.out:
+        write_grid(Path(args.out), {title: hits}, picture_folder(args.data))
     return 0
+
+
+def check_objects(es, index: str) -> None:
+    """An index built before object-level search has no `objects` field: say what to do."""
+    from helpers.objects import OBJECTS_FIELD
+
+    mappings = next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
+    if OBJECTS_FIELD not in mappings.get("properties", {}):
+        raise UsageError(
+            f"index {index!r} has no objects (it was built before object-level search): re-index it with "
+            "`python -m helpers index PATH --recreate`"
+        )
+
+
+def picture_folder(given: str | None) -> Path:
+    """Where the hits' files are: `--data`, else the demo's data set (COCO 128 once downloaded,
+    else the demo set)."""
+    from helpers.data import COCO_DIR, demo_data, is_downloaded
+
+    if given is not None:
+        if not Path(given).is_dir():
+            raise UsageError(f"--data {given} is not a folder: give the folder that was indexed")
+        return Path(given)
+    return COCO_DIR if is_downloaded(COCO_DIR) else demo_data()
+
+
+def write_grid(out: Path, rows: dict, data_dir: Path, title: str | None = None) -> None:
+    """The hits as a PNG grid, one row per query: labelled objects drawn on picture-level
+    hits, only the object that matched on object-level ones."""
+    from helpers.data import detections
+    from helpers.show import plot_hits
+
+    figure = plot_hits(rows, data_dir, boxes=detections(data_dir))
+    if title:
+        figure.suptitle(title, fontsize=9, y=1.0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=100, bbox_inches="tight")
+    shown = out.resolve().relative_to(Path.cwd()) if out.resolve().is_relative_to(Path.cwd()) else out
+    print(f"\nResult grid (PNG): {shown}")
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
@@ -240,9 +292,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from helpers._scan import find_images
     from helpers.clip import embedder_for
     from helpers.connect import connect
-    from helpers.data import choose_data, detections
+    from helpers.data import choose_data
     from helpers.index import index_folder
-    from helpers.show import plot_hits
 
     settings = load_settings()
     es = connect(settings)
@@ -253,21 +304,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     text_hits = search.search_text(es, embedder, settings.index_name, choice.text_query, k=5)
     print_hits(f"Text query {choice.text_query!r}:", text_hits)
+    object_hits = search.search_text(es, embedder, settings.index_name, choice.text_query, k=5, objects=True)
+    print_hits(f"Text query {choice.text_query!r}, by object (the box that matched):", object_hits)
     query_image = find_images(choice.data_dir)[0]
     image_hits = search.search_image(es, embedder, settings.index_name, query_image, k=5)
     print_hits(
         f"Image query {query_image.relative_to(choice.data_dir)} (the same picture should come first):", image_hits
     )
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = {f"text: {choice.text_query!r}": text_hits, f"image: {query_image.name}": image_hits}
-    figure = plot_hits(rows, choice.data_dir, boxes=detections(choice.data_dir))
-    if choice.is_stand_in:
-        figure.suptitle("demo model and demo data (offline stand-ins, not CLIP on COCO 128)", fontsize=9, y=1.0)
-    figure.savefig(out, dpi=100, bbox_inches="tight")
-    shown = out.resolve().relative_to(Path.cwd()) if out.resolve().is_relative_to(Path.cwd()) else out
-    print(f"\nResult grid (PNG): {shown}")
+    rows = {
+        f"text: {choice.text_query!r}": text_hits,
+        f"objects: {choice.text_query!r}": object_hits,
+        f"image: {query_image.name}": image_hits,
+    }
+    stand_in = "demo model and demo data (offline stand-ins, not CLIP on COCO 128)" if choice.is_stand_in else None
+    write_grid(Path(args.out), rows, choice.data_dir, stand_in)
     return 0
 
 
@@ -331,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only images uploaded at or after this date (2024-05-01, now-7d)")
     p.add_argument("--until", help="only images uploaded before this date")
     p.add_argument("--min-score", type=float, help="similarity floor (cosine): fewer hits when nothing is close")
+    p.add_argument("--objects", action="store_true", help="search the pictures' labelled objects; print the box")
+    p.add_argument("--out", help="also write the hits as a PNG grid (object-level: only the matching box drawn)")
+    p.add_argument("--data", help="with --out: the folder that was indexed (default: the demo's data set)")
     p.add_argument("--index", help="index name (default: INDEX_NAME or 'images')")
     p.add_argument("--json", action="store_true", help="print a JSON list of hits as the last line")
     p.set_defaults(run=cmd_search)

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from helpers._bulk import existing_ids, send_chunk, unique_by_content
 from helpers._errors import ActionableError
 from helpers._pipeline import chunks, embed_file_stream, run_ahead
-from helpers._scan import ImageRecord, Skipped, scan
+from helpers._scan import ImageRecord, Skipped, find_class_names, scan
+from helpers.objects import OBJECTS_FIELD, Crop, LabelledObject, crop_box, read_objects
 
 if TYPE_CHECKING:
     from helpers.embedder import BatchEmbedder
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 VECTOR_FIELD = "image_vector"
 INDEX_OPTIONS = ("hnsw", "int8_hnsw", "bbq_hnsw")
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 100
-MAPPING_VERSION = 2  # 2: labels and filename also indexed as words (`.text`) for hybrid search
+# 2: labels and filename also indexed as words (`.text`) for hybrid search; 3: `objects`
+MAPPING_VERSION = 3
+VERSION_ADDED = {2: "word fields for hybrid search", 3: "objects for object-level search"}
 EXISTS_CHUNK = 64  # images checked for existence in the index together
 BULK_CHUNK = 64  # documents per bulk request (about 400 kB): sent while the model embeds the next
 WORDS = {"text": {"type": "text", "analyzer": "simple"}}  # "red_circle.jpg" -> red, circle, jpg
@@ -46,25 +49,30 @@ def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict
     """`dims` comes from the model (`Embedder.dim`), never from a constant. The model id
     goes in `_meta`: two CLIP models can share a dimension but never a vector space.
     `labels` and `filename` are keywords (exact filters) with a `.text` multi-field of words
-    (full-text matching for hybrid search)."""
+    (full-text matching for hybrid search). `objects` is `nested`: one hidden document per
+    labelled object, with the vector of its crop, so that kNN can rank pictures by their best
+    object and say which one matched (`inner_hits`)."""
     if index_options not in INDEX_OPTIONS:
         raise ValueError(f"index_options must be one of {', '.join(INDEX_OPTIONS)}, not {index_options!r}")
+    vector = {
+        "type": "dense_vector",
+        "dims": dims,
+        "index": True,
+        "similarity": "cosine",
+        "index_options": {"type": index_options, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+    }
+    objects = {"vector": vector, "label": {"type": "keyword"}, "box": {"type": "integer"}}
     return {
         "_meta": {"model": model_id, "mapping_version": MAPPING_VERSION},
         "properties": {
-            VECTOR_FIELD: {
-                "type": "dense_vector",
-                "dims": dims,
-                "index": True,
-                "similarity": "cosine",
-                "index_options": {"type": index_options, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
-            },
+            VECTOR_FIELD: vector,
             "filename": {"type": "keyword", "fields": WORDS},
             "labels": {"type": "keyword", "fields": WORDS},
             "uploaded_at": {"type": "date"},
             "width": {"type": "integer"},
             "height": {"type": "integer"},
             "sha256": {"type": "keyword"},
+            OBJECTS_FIELD: {"type": "nested", "properties": objects},
         },
     }
 
@@ -76,6 +84,8 @@ def field_summary(spec: dict | None) -> str:
     if spec.get("type") == "dense_vector":
         options = spec.get("index_options", {}).get("type", "")
         return f"dense_vector {spec.get('dims')} {spec.get('similarity', '')} {options}".strip()
+    if spec.get("type") == "nested":
+        return f"nested ({', '.join(spec.get('properties', {}))})"
     subfields = [sub["type"] for sub in spec.get("fields", {}).values()]
     return " + ".join([spec.get("type", "object"), *subfields])
 
@@ -122,8 +132,9 @@ def check_index(es: Elasticsearch, index: str, dims: int, model_id: str) -> None
             f"makes {dims}-dimensional ones: {REMEDY}"
         )
     if found_version != MAPPING_VERSION:
+        missing = ", ".join(VERSION_ADDED[v] for v in VERSION_ADDED if v > (found_version or 1))
         raise IndexMismatch(
-            f"index {index!r} was built with an older mapping (no word fields for hybrid search): {REMEDY} "
+            f"index {index!r} was built with an older mapping (without {missing}): {REMEDY} "
             "(the embedding cache makes re-indexing quick)"
         )
 
@@ -148,15 +159,26 @@ class IndexReport:
     index: str
     indexed: int = 0  # images of the folder now in the index
     new: int = 0  # of which this run added
+    objects: int = 0  # labelled objects in the pictures this run added
     skipped: list[Skipped] = field(default_factory=list)
+    skipped_objects: list[Skipped] = field(default_factory=list)  # left out of pictures that were indexed
 
     def as_json(self) -> dict:
-        skipped = [{"path": str(s.path), "reason": s.reason} for s in self.skipped]
-        return {"index": self.index, "indexed": self.indexed, "new": self.new, "skipped": skipped}
+        def listed(items: list[Skipped]) -> list[dict]:
+            return [{"path": str(s.path), "reason": s.reason} for s in items]
+
+        return {
+            "index": self.index,
+            "indexed": self.indexed,
+            "new": self.new,
+            "objects": self.objects,
+            "skipped": listed(self.skipped),
+            "skipped_objects": listed(self.skipped_objects),
+        }
 
 
-def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str) -> dict:
-    return {
+def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str, objects: list[dict] | None = None) -> dict:
+    source = {
         "filename": record.filename,
         "labels": list(record.labels),
         "uploaded_at": uploaded_at,
@@ -165,6 +187,7 @@ def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str) -> dict:
         "sha256": record.sha256,
         VECTOR_FIELD: vector.tolist(),
     }
+    return source if objects is None else source | {OBJECTS_FIELD: objects}
 
 
 def index_folder(
@@ -175,35 +198,86 @@ def index_folder(
     recreate: bool = False,
     progress: bool = True,
     index_options: str = "hnsw",
+    objects: bool = True,
 ) -> IndexReport:
     """Notebook 02's bulk upload for a whole folder, made resumable, parallel and cached: the
     same `create` actions with content-hash ids, after one `_mget` per 64 images to skip what
     the index holds, sent by `streaming_bulk` 64 at a time from a thread of its own while the
-    model embeds the next images; one refresh at the end. Files that cannot be read are
-    reported with a reason in the returned `IndexReport`, never dropped silently."""
+    model embeds the next images; one refresh at the end. With `objects`, each picture's
+    labelled objects (its YOLO boxes) are cropped and embedded in the same batches, cached by
+    picture and box, and stored in its `objects` field. Files that cannot be read, and objects
+    that cannot be used, are reported with a reason in the returned `IndexReport`, never
+    dropped silently."""
     records, skipped = unique_by_content(list(scan(root)))
     ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
     report = IndexReport(index=index, skipped=skipped)
     by_id = {r.sha256: r for r in records}
+    class_names = find_class_names(root if root.is_dir() else root.parent) if objects else []
+    labelled: dict[str, list[tuple[LabelledObject, str]]] = {}  # picture -> (object, crop key)
     uploaded_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
 
-    def new_files() -> Iterator[tuple[Path, str]]:
+    def sources(record: ImageRecord) -> Iterator[tuple[Path | Crop, str]]:
+        """The picture, then the crop of each of its objects (one per distinct crop)."""
+        yield record.path, record.sha256
+        if not objects:
+            return
+        found, problems = read_objects(record, class_names)
+        report.skipped_objects += problems
+        labelled[record.sha256] = []
+        crops: set[str] = set()
+        for item in found:
+            crop = Crop(record.path, crop_box(item.box, record.width, record.height))
+            key = crop.cache_key(record.sha256)
+            labelled[record.sha256].append((item, key))
+            if key not in crops:  # two labels on one box share a crop
+                crops.add(key)
+                yield crop, key
+
+    def new_files() -> Iterator[tuple[Path | Crop, str]]:
         """Files not in the index yet, checked 64 at a time, as the model asks for more."""
         for chunk in chunks(records, EXISTS_CHUNK):
             present = existing_ids(es, index, [r.sha256 for r in chunk])
             report.indexed += len(present)
             bar.update(len(present))
-            yield from ((r.path, r.sha256) for r in chunk if r.sha256 not in present)
+            for record in chunk:
+                if record.sha256 not in present:
+                    yield from sources(record)
+
+    def action(sha: str, vector: np.ndarray | Exception, crops: dict[str, np.ndarray | Exception]) -> Iterator[dict]:
+        """The picture's `create` action (none when it could not be decoded)."""
+        bar.update(1)
+        record = by_id[sha]
+        if isinstance(vector, Exception):
+            report.skipped.append(Skipped(record.path, f"could not decode the image ({vector})"))
+            return
+        stored = None
+        if objects:
+            stored = []
+            for item, key in labelled.pop(sha):
+                crop = crops[key]
+                if isinstance(crop, Exception):
+                    report.skipped_objects.append(Skipped(record.path, f"{item.label} object skipped: {crop}"))
+                else:
+                    stored.append(item.as_source(crop.tolist()))
+            report.objects += len(stored)
+        source = document(record, vector, uploaded_at, stored)
+        yield {"_op_type": "create", "_index": index, "_id": sha, "_source": source}
 
     def actions() -> Iterator[dict]:
-        for sha, vector in embed_file_stream(embedder, new_files()):
-            bar.update(1)
-            if isinstance(vector, Exception):
-                report.skipped.append(Skipped(by_id[sha].path, f"could not decode the image ({vector})"))
+        """One document per picture, once its vector and those of its crops (which follow it
+        in the stream) are known."""
+        picture: tuple[str, np.ndarray | Exception] | None = None
+        crops: dict[str, np.ndarray | Exception] = {}
+        for key, vector in embed_file_stream(embedder, new_files()):
+            if key not in by_id:  # a crop of the picture before it
+                crops[key] = vector
                 continue
-            source = document(by_id[sha], vector, uploaded_at)
-            yield {"_op_type": "create", "_index": index, "_id": sha, "_source": source}
+            if picture is not None:
+                yield from action(*picture, crops)
+            picture, crops = (key, vector), {}
+        if picture is not None:
+            yield from action(*picture, crops)
 
     # Bulk requests go from a thread of their own, one in flight, while the model embeds the
     # next images.

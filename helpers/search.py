@@ -5,6 +5,10 @@ top `k`; label and upload-date filters are pre-filters (applied during the searc
 hits still come back when enough documents match); `similarity` is a floor below which
 nothing counts as relevant. Pages beyond the first ask kNN for `page × k` hits and skip the
 earlier ones (`from`). Vectors are left out of what comes back.
+
+With `objects=True` the same search runs over the pictures' labelled objects (`objects.vector`,
+a nested field): each picture scores as its best object, and `inner_hits` names that object's
+label and box, so a small cup on a crowded table is found, and shown.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from PIL import Image
 
 from helpers.embedder import Embedder
 from helpers.index import VECTOR_FIELD
+from helpers.objects import OBJECT_VECTOR_FIELD, OBJECTS_FIELD, Box
 
 RETURNED_FIELDS = ["filename", "labels"]
+# The matching object: its label and box, read as `fields` (no vector comes back).
+INNER_HITS = {"size": 1, "_source": False, "fields": [f"{OBJECTS_FIELD}.label", f"{OBJECTS_FIELD}.box"]}
 CLIENT_NAMES = {"_source": "source", "from": "from_"}
 MAX_DEPTH = 10_000  # k × page: Elasticsearch's limit on k and num_candidates
 DATE_MATH = re.compile(r"^now(?:[+-]\d+[yMwdhHms])?(?:/[yMwdhHms])?$")  # now, now-7d, now/d
@@ -37,9 +44,14 @@ class Hit:
     filename: str
     score: float
     labels: tuple[str, ...]
+    box: Box | None = None  # object-level search: the object that matched, in pixels
+    object_label: str | None = None
 
     def as_json(self) -> dict:
-        return {"id": self.id, "filename": self.filename, "score": round(self.score, 6), "labels": list(self.labels)}
+        found = {"id": self.id, "filename": self.filename, "score": round(self.score, 6), "labels": list(self.labels)}
+        if self.box is not None:
+            found["object"] = {"label": self.object_label, "box": list(self.box)}
+        return found
 
 
 def format_hits(hits: list[Hit]) -> str:
@@ -49,7 +61,10 @@ def format_hits(hits: list[Hit]) -> str:
     lines = []
     for rank, hit in enumerate(hits, 1):
         labels = ", ".join(hit.labels) or "-"
-        lines.append(f"  {rank:>2}. {hit.score:.4f}  {hit.filename}  [{labels}]  id={hit.id[:12]}")
+        line = f"  {rank:>2}. {hit.score:.4f}  {hit.filename}  [{labels}]  id={hit.id[:12]}"
+        if hit.box is not None:
+            line += f"\n      matched {hit.object_label} at box {hit.box} (x0, y0, x1, y1)"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -68,11 +83,14 @@ def knn_clause(
     exclude_ids: list[str] | None = None,
     since: str | None = None,
     until: str | None = None,
+    objects: bool = False,
 ) -> dict:
     """The `knn` section of a search request. Several labels must all be present; `since`
-    (inclusive) and `until` (exclusive) bound the upload date (ISO 8601 or date math, `now-7d`)."""
+    (inclusive) and `until` (exclusive) bound the upload date (ISO 8601 or date math, `now-7d`).
+    With `objects`, the pictures' objects are searched, and the filters still apply to the
+    pictures (a nested kNN filters the parent documents)."""
     clause: dict = {
-        "field": VECTOR_FIELD,
+        "field": OBJECT_VECTOR_FIELD if objects else VECTOR_FIELD,
         "query_vector": vector.tolist(),
         "k": k,
         "num_candidates": num_candidates or default_num_candidates(k),
@@ -87,6 +105,8 @@ def knn_clause(
         clause["filter"] = filters
     if min_similarity is not None:
         clause["similarity"] = min_similarity
+    if objects:
+        clause["inner_hits"] = INNER_HITS
     return clause
 
 
@@ -104,9 +124,25 @@ def is_date(text: str) -> bool:
 
 def hits_of(response) -> list[Hit]:
     return [
-        Hit(h["_id"], h["_source"].get("filename", ""), float(h["_score"]), tuple(h["_source"].get("labels", [])))
+        Hit(
+            h["_id"],
+            h["_source"].get("filename", ""),
+            float(h["_score"]),
+            tuple(h["_source"].get("labels", [])),
+            *matched_object(h),
+        )
         for h in response["hits"]["hits"]
     ]
+
+
+def matched_object(hit: dict) -> tuple[Box | None, str | None]:
+    """(box, label) of the object that made a hit match, from its `inner_hits`; (None, None)
+    for a picture-level hit."""
+    inner = hit.get("inner_hits", {}).get(OBJECTS_FIELD, {}).get("hits", {}).get("hits", [])
+    if not inner:
+        return None, None
+    found = inner[0]["fields"][OBJECTS_FIELD][0]
+    return tuple(int(v) for v in found["box"]), found["label"][0]
 
 
 def depth(k: int, page: int) -> int:

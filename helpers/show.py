@@ -3,7 +3,8 @@
 - `plot_hits`: a result grid with `sv.plot_images_grid`, each hit titled with its score and
   file name; several queries become several rows.
 - `annotate_hit`: one hit with its labelled objects drawn on it (`sv.BoxAnnotator` and
-  `sv.LabelAnnotator` over the data set's YOLO boxes): a picture that says why it matched.
+  `sv.LabelAnnotator` over the data set's YOLO boxes); an object-level hit with only the
+  object that matched: a picture that says why it matched.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def hit_picture(hit: Hit, data_dir: Path, boxes: sv.DetectionDataset | None = No
     path = data_dir / hit.filename
     if not path.is_file():
         return text_tile("image not on\nthis machine")
-    if boxes is not None:
+    if boxes is not None or hit.box is not None:
         return tile(Image.fromarray(annotate_hit(hit, data_dir, boxes)[..., ::-1]))
     return tile(load_rgb(path))
 
@@ -63,7 +64,8 @@ def plot_hits(
 ) -> Figure | None:
     """The hits as a grid, best first, with `sv.plot_images_grid`; `rows` is one query's hits,
     or {query label: hits} for one row per query. With `boxes` (see `helpers.detections`),
-    each hit shows its labelled objects. In a notebook the grid is shown and None returned;
+    each hit shows its labelled objects; an object-level hit shows only the object that
+    matched, boxes or not. In a notebook the grid is shown and None returned;
     where nothing can show it (the CLI's Agg backend) the figure is returned, to save."""
     named = rows if isinstance(rows, dict) else {"": rows}
     pictures, titles = [], []
@@ -84,20 +86,26 @@ def plot_hits(
     return plt.figure(still_open[-1]) if still_open else None
 
 
-def annotate_hit(hit: Hit, data_dir: Path, boxes: sv.DetectionDataset) -> np.ndarray:
-    """The hit's picture (BGR, as supervision draws) with its labelled objects boxed and named.
-    A small picture is enlarged first (by a whole factor, to about 448 pixels), so that the
-    names stay legible beside the boxes."""
+def annotate_hit(hit: Hit, data_dir: Path, boxes: sv.DetectionDataset | None = None) -> np.ndarray:
+    """The hit's picture (BGR, as supervision draws) with its labelled objects boxed and named,
+    or for an object-level hit only the object that matched, named with its score. A small
+    picture is enlarged first (by a whole factor, to about 448 pixels), so that the names stay
+    legible beside the boxes."""
     path = str(data_dir / hit.filename)
     picture = load_rgb(path)
-    detections = boxes.annotations.get(path)
+    empty = sv.Detections.empty()
+    if hit.box is not None:
+        found = sv.Detections(xyxy=np.array([hit.box], dtype=float), class_id=np.array([0]))
+        names = [f"{hit.object_label} {hit.score:.3f}"]
+    else:
+        found = boxes.annotations.get(path, empty) if boxes is not None else empty
+        names = [boxes.classes[class_id] for class_id in found.class_id] if len(found) else []
     factor = max(1, ANNOTATED_SIZE // max(picture.size))
     if factor > 1:
         picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.LANCZOS)
     image = np.asarray(picture)[..., ::-1].copy()
-    if detections is None or len(detections) == 0:
+    if len(found) == 0:
         return image
-    detections = sv.Detections(xyxy=detections.xyxy * factor, class_id=detections.class_id)
-    names = [boxes.classes[class_id] for class_id in detections.class_id]
+    detections = sv.Detections(xyxy=found.xyxy * factor, class_id=found.class_id)
     image = sv.BoxAnnotator().annotate(scene=image, detections=detections)
     return sv.LabelAnnotator().annotate(scene=image, detections=detections, labels=names)
