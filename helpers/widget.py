@@ -1,6 +1,7 @@
 """Search the index without writing code: a search box, a picture (upload or URL), k, a score
-floor and the index's filters; the hits as the notebooks' supervision grid; "more like this"
-on any hit; and the exact Elasticsearch request each search sent, so the widget teaches too.
+floor and the index's filters; whole pictures or their objects (the matching box drawn); the
+hits as the notebooks' supervision grid; "more like this" on any hit; and the exact
+Elasticsearch request each search sent, so the widget teaches too.
 
 Core ipywidgets only, so it runs in JupyterLab, Notebook 7, VS Code and Colab. The vectors come
 from the model recorded in the index (`_meta.model`), whatever the notebook loaded.
@@ -97,6 +98,12 @@ class SearchWidget:
         labels = sorted(boxes.classes)  # the data set's classes: the values of the index's `labels`
         self.labels = widgets.SelectMultiple(options=labels, rows=min(6, max(len(labels), 1)), description="Labels")
         self.since = widgets.DatePicker(description="Uploaded since", style=style)
+        self.level = widgets.ToggleButtons(
+            options=[("Pictures", False), ("Objects", True)],
+            description="Search",
+            tooltips=["rank whole pictures", "rank pictures by their best labelled object; draw its box"],
+            style=style,
+        )
         self.go = widgets.Button(description="Search", button_style="primary", icon="search")
         self.similar_to = widgets.Dropdown(description="Hit", options=[], style=style)
         self.similar = widgets.Button(description="More like this", icon="images")
@@ -109,7 +116,7 @@ class SearchWidget:
             on_enter(box, self.search)
         self.similar.on_click(lambda _: self.more_like_this())
         query = widgets.VBox([self.text, self.url, self.upload])
-        options = widgets.VBox([self.k, self.floor, self.since, self.labels])
+        options = widgets.VBox([self.level, self.k, self.floor, self.since, self.labels])
         self.view = widgets.VBox(
             [
                 widgets.HBox([query, options]),
@@ -131,6 +138,7 @@ class SearchWidget:
             "labels": list(self.labels.value),
             "min_similarity": self.floor.value or None,
             "since": since_filter(self.since.value),
+            "objects": self.level.value,
         }
 
     def query_vector(self) -> tuple[np.ndarray, str]:
@@ -178,7 +186,8 @@ class SearchWidget:
             self._draw(title)
             took = (time.perf_counter() - started) * 1000
             best = f"; best: {self.hits[0].filename} [{', '.join(self.hits[0].labels)}]" if self.hits else ""
-            self.status.value = html.escape(f"{title}: {len(self.hits)} hits in {took:.0f} ms{best}")
+            matched = f", matched {self.hits[0].object_label}" if self.hits and self.hits[0].box else ""
+            self.status.value = html.escape(f"{title}: {len(self.hits)} hits in {took:.0f} ms{best}{matched}")
         except FAILURES as error:
             message = explain(error, load_settings()) if isinstance(error, ApiError | TransportError) else None
             self.status.value = f"<b>error:</b> {html.escape(message or str(error).splitlines()[0])}"
