@@ -67,6 +67,7 @@ _EXPORTS = {
         "ann_ids",
         "exact_query",
         "knn_recall",
+        "object_share_by_class",
         "precision_by_class",
         "synthetic_index",
         "vector_memory",

@@ -19,10 +19,16 @@ TRANSIENT = {429, 502, 503, 504}
 sleep = time.sleep  # the backoff's wait, replaceable in tests
 
 
-def existing_ids(es: Elasticsearch, index: str, ids: list[str]) -> set[str]:
-    """Which of these ids the index holds: one `_mget`, no sources sent back."""
-    response = es.mget(index=index, ids=ids, source=False)
-    return {doc["_id"] for doc in response["docs"] if doc.get("found")}
+def existing_ids(es: Elasticsearch, index: str, ids: list[str], field: str | None = None) -> tuple[set[str], set[str]]:
+    """Which of these ids the index holds, and which of those lack `field` (a document sent
+    without it, by hand or by an older run): one `_mget`, with only that field sent back."""
+    if field is None:
+        response = es.mget(index=index, ids=ids, source=False)
+    else:  # the field's small parts only: never a vector
+        response = es.mget(index=index, ids=ids, source_includes=[field], source_excludes=[f"{field}.vector"])
+    found = [doc for doc in response["docs"] if doc.get("found")]
+    lacking = {doc["_id"] for doc in found if field is not None and field not in doc.get("_source", {})}
+    return {doc["_id"] for doc in found}, lacking
 
 
 def send_chunk(es: Elasticsearch, chunk: list[dict], attempts: int = 5) -> list[tuple[bool, dict]]:

@@ -2,7 +2,8 @@
 
 - **the model** (`evaluate`, the CLI's `eval`): precision@k text-to-image and image-to-image,
   computed exactly (cosine over all vectors), so it measures the model, not the index;
-- **through the index** (notebook 06): precision@k per class as a user meets it, and the
+- **through the index** (notebooks 06 and 07): precision@k per class as a user meets it, by
+  picture or by object (with how much of its picture a class's objects cover), and the
   recall of approximate kNN against exact search (`script_score`, cosine + 1 over every
   document: slow on big indexes, but the ground truth HNSW is measured against) for
   several `num_candidates`;
@@ -14,15 +15,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from elasticsearch import ApiError, Elasticsearch
 
 from helpers._pipeline import embed_files
-from helpers._scan import ImageRecord
+from helpers._scan import ImageRecord, find_class_names
 from helpers.connect import embedded_store
+from helpers.data import read_records
 from helpers.embedder import BatchEmbedder, Embedder, is_stand_in
 from helpers.index import VECTOR_FIELD
+from helpers.objects import read_objects
 from helpers.search import hits_of, knn_request, knn_search
 
 PROMPT_TEMPLATE = "a photo of a {}"
@@ -75,14 +79,15 @@ def evaluate(embedder: BatchEmbedder, records: list[ImageRecord], k: int = 5) ->
 
 
 def precision_by_class(
-    es: Elasticsearch, embedder: Embedder, index: str, classes: list[str], k: int = 5
+    es: Elasticsearch, embedder: Embedder, index: str, classes: list[str], k: int = 5, objects: bool = False
 ) -> dict[str, float]:
-    """Per class: the share of the top k hits for "a photo of a {class}" labelled with it. All
-    the classes' searches go in one `_msearch` request (a header line and a body per class)."""
+    """Per class: the share of the top k hits for "a photo of a {class}" labelled with it, the
+    pictures ranked as wholes or (`objects`) by their best object. All the classes' searches
+    go in one `_msearch` request (a header line and a body per class)."""
     prompts = embedder.embed_texts([PROMPT_TEMPLATE.format(name) for name in classes])
     searches: list[dict] = []
     for prompt in prompts:
-        searches += [{"index": index}, knn_request(prompt, k=k)]
+        searches += [{"index": index}, knn_request(prompt, k=k, objects=objects)]
     answer = es.msearch(searches=searches) if searches else {"responses": []}
     precision = {}
     for name, response in zip(classes, answer["responses"]):
@@ -90,6 +95,18 @@ def precision_by_class(
             raise ApiError(message=response["error"].get("type", "error"), meta=answer.meta, body=response)
         precision[name] = float(np.mean([name in hit.labels for hit in hits_of(response)]))
     return precision
+
+
+def object_share_by_class(data_dir: Path) -> dict[str, float]:
+    """Per class: the median share of its picture that one of its labelled objects covers
+    (0.02: a small cup on a crowded table; 0.5: a close-up)."""
+    names = find_class_names(data_dir)
+    shares: dict[str, list[float]] = {}
+    for record in read_records(data_dir):
+        for item in read_objects(record, names)[0]:
+            x0, y0, x1, y1 = item.box
+            shares.setdefault(item.label, []).append((x1 - x0) * (y1 - y0) / (record.width * record.height))
+    return {name: float(np.median(values)) for name, values in sorted(shares.items())}
 
 
 def exact_query(vector: np.ndarray) -> dict:

@@ -205,7 +205,8 @@ def index_folder(
     the index holds, sent by `streaming_bulk` 64 at a time from a thread of its own while the
     model embeds the next images; one refresh at the end. With `objects`, each picture's
     labelled objects (its YOLO boxes) are cropped and embedded in the same batches, cached by
-    picture and box, and stored in its `objects` field. Files that cannot be read, and objects
+    picture and box, and stored in its `objects` field; a picture already indexed without that
+    field (sent by hand, as notebook 02 does first) is indexed again, whole. Files that cannot be read, and objects
     that cannot be used, are reported with a reason in the returned `IndexReport`, never
     dropped silently."""
     records, skipped = unique_by_content(list(scan(root)))
@@ -214,6 +215,7 @@ def index_folder(
     by_id = {r.sha256: r for r in records}
     class_names = find_class_names(root if root.is_dir() else root.parent) if objects else []
     labelled: dict[str, list[tuple[LabelledObject, str]]] = {}  # picture -> (object, crop key)
+    incomplete: set[str] = set()  # indexed without objects: replaced by a whole document
     uploaded_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
 
@@ -237,11 +239,12 @@ def index_folder(
     def new_files() -> Iterator[tuple[Path | Crop, str]]:
         """Files not in the index yet, checked 64 at a time, as the model asks for more."""
         for chunk in chunks(records, EXISTS_CHUNK):
-            present = existing_ids(es, index, [r.sha256 for r in chunk])
-            report.indexed += len(present)
-            bar.update(len(present))
+            present, lacking = existing_ids(es, index, [r.sha256 for r in chunk], OBJECTS_FIELD if objects else None)
+            incomplete.update(lacking)
+            report.indexed += len(present - lacking)
+            bar.update(len(present - lacking))
             for record in chunk:
-                if record.sha256 not in present:
+                if record.sha256 not in present or record.sha256 in lacking:
                     yield from sources(record)
 
     def action(sha: str, vector: np.ndarray | Exception, crops: dict[str, np.ndarray | Exception]) -> Iterator[dict]:
@@ -262,7 +265,8 @@ def index_folder(
                     stored.append(item.as_source(crop.tolist()))
             report.objects += len(stored)
         source = document(record, vector, uploaded_at, stored)
-        yield {"_op_type": "create", "_index": index, "_id": sha, "_source": source}
+        operation = "index" if sha in incomplete else "create"  # `index` replaces the document lacking objects
+        yield {"_op_type": operation, "_index": index, "_id": sha, "_source": source}
 
     def actions() -> Iterator[dict]:
         """One document per picture, once its vector and those of its crops (which follow it
@@ -284,10 +288,10 @@ def index_folder(
     with ThreadPoolExecutor(max_workers=1) as sender:
         sent = run_ahead(chunks(actions(), BULK_CHUNK), partial(send_chunk, es), sender, depth=1)
         for ok, item in itertools.chain.from_iterable(sent):
-            result = item["create"]
+            operation, result = next(iter(item.items()))
             if ok:
                 report.indexed += 1
-                report.new += 1
+                report.new += operation == "create"
             elif result.get("status") == 409:  # another run indexed it meanwhile: same content, same id
                 report.indexed += 1
             else:
