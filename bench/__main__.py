@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("OFFLINE_MODE", "True")  # the generated model is local: no network, no telemetry
 
-from bench import indexing, knn, scale, search_overhead, server, widget_latency
+from bench import indexing, knn, objects, scale, search_overhead, server, widget_latency
 from bench.vit_b32 import MODEL_ID
 from embedded_es import embedded_client
 from helpers.clip import ClipEmbedder
@@ -114,6 +114,8 @@ def main() -> int:
     search = search_overhead.run()
     show(search_rows(search))
     approximate = [knn.run(size) for size in knn.sizes()]  # printed as measured (bench/knn.py)
+    by_object = objects.run()
+    show(objects.rows(by_object))
     remote = server.run()
     show(server_rows(remote))
     show(reported())
@@ -135,6 +137,8 @@ def main() -> int:
         result[name] = round(remote[name], 3)
     result["server_concurrency"] = remote["concurrency"]
     result["knn"] = approximate
+    for name in ("crops_vs_pictures_per_s", "coco_object_vs_picture_latency", "scale_object_vs_picture_latency"):
+        result[name] = round(by_object[name], 3)
     result["notebook_suite_passed"] = suite["passed"]
     print(json.dumps(result))
     return 0 if suite["passed"] else 1
