@@ -33,6 +33,7 @@ ALONE_SAYS = {
     "02_embed_and_index.ipynb": "Created index 'images' with notebook 01's mapping",
     "03_search_by_text.ipynb": "Index 'images' is missing, as in a runtime that has not run notebook 02",
     "04_search_by_image.ipynb": "Index 'images' is missing, as in a runtime that has not run notebook 02",
+    "07_find_the_object.ipynb": "Index 'images' is missing, as in a runtime that has not run notebook 02",
 }
 READS_THE_INDEX = sorted(ALONE_SAYS)
 
