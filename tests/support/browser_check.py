@@ -179,7 +179,8 @@ def widget_status(page: Page, expected: str) -> str:
 
 
 def check_widget(page: Page, demo_image: Path) -> None:
-    """Type a query and press Enter; upload a data set picture and click Search; ask for more like a hit."""
+    """Type a query and press Enter; upload a data set picture and click Search; ask for more like a hit;
+    search by object and see which object matched."""
     page.get_by_placeholder("a photo of ...").fill("a photo of a red circle")
     page.get_by_placeholder("a photo of ...").press("Enter")  # as in every search box
     typed = widget_status(page, "text: 'a photo of a red circle': 5 hits")
@@ -197,6 +198,13 @@ def check_widget(page: Page, demo_image: Path) -> None:
     page.get_by_role("button", name="More like this").click()
     widget_status(page, "more like 2.")
     page.screenshot(path=SHOTS / "widget.png", full_page=True)
+    page.get_by_role("button", name="Objects").click()
+    page.get_by_placeholder("a photo of ...").fill("a photo of a red circle")
+    page.get_by_placeholder("a photo of ...").press("Enter")
+    by_object = widget_status(page, "matched ")
+    if "matched red circle" not in by_object:
+        raise CheckFailed(f"searching by object did not match a red circle first: {by_object}")
+    page.screenshot(path=SHOTS / "widget-objects.png", full_page=True)
 
 
 def main() -> int:
@@ -217,7 +225,10 @@ def main() -> int:
                 print(f"{path.name}: ran every cell, {pictures} pictures, no error", flush=True)
                 if path.name.startswith("03"):
                     check_widget(page, DATA_DIR / "demo" / "train" / "images" / "demo_0_000009.jpg")
-                    print("03 widget: a typed query, an uploaded picture and more like this answered", flush=True)
+                    print(
+                        "03 widget: a typed query, an uploaded picture, more like this and a search by object answered",
+                        flush=True,
+                    )
                 close_notebook(page)
         except (CheckFailed, PlaywrightError) as failure:
             page.screenshot(path=SHOTS / "failure.png", full_page=True)
