@@ -137,8 +137,9 @@ def test_the_main_job_online(double: RoboflowDouble, tmp_path: Path, warm_cache:
     size = sum(stored.size for stored in double.files.values()) / 1e6
     assert f"Downloading CLIP model clip/ViT-B-16 from Roboflow ({size:,.0f} MB, once" in run.out, run.out
     assert "CLIP weights: 100%" in run.err  # the download's progress
-    hits = run.out.split("Text query 'coffee':")[1].split("Image query")[0]
+    hits, by_object = run.out.split("Text query 'coffee':")[1].split("Image query")[0].split(", by object")
     assert len(re.findall(r"^\s+\d\. \d\.\d{4}  \S+\.jpg", hits, re.MULTILINE)) == 5, hits
+    assert len(re.findall(r"^\s+matched .+ at box \(\d+, \d+, \d+, \d+\)", by_object, re.MULTILINE)) == 5, by_object
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert double.served("/team-roboflow/coco-128/2/yolov8") >= 2  # polled through the 202 "in progress"
     assert double.served("/storage/") == 2
