@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from embedded_es.errors import EsError, bad_request, unsupported
-from embedded_es.store import IndexView, VectorColumn
+from embedded_es.store import IndexView, NestedColumn, VectorColumn
 
 MAX_NUM_CANDIDATES = 10_000
 # Read only the eligible rows when fewer than 1 in SUBSET_SHARE documents are eligible: gathering
@@ -29,7 +29,7 @@ SUBSET_SHARE = 10
 # rescore_vector: the best `k * oversample` quantised candidates rescored with the float vectors.
 SECTION_OPTIONS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost", "rescore_vector"}
 QUERY_OPTIONS = SECTION_OPTIONS
-SECTION_OPTIONS = SECTION_OPTIONS | {"_name"}  # the query form's `_name` is read by the query parser
+SECTION_OPTIONS = SECTION_OPTIONS | {"_name", "inner_hits"}  # the query form's `_name` is read by the query parser
 
 
 # Query types whose matches depend on the documents alone: a kNN pre-filter made of these is
@@ -115,7 +115,9 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
         count, num_candidates = limits(clause, size, query_form)
     except EsError as error:
         raise (query_parse_error(error) if query_form else error) from None
-    column = view.columns.get(name)
+    column = view.columns.get(name) or view.nested.get(name)
+    if "inner_hits" in clause and not isinstance(column, NestedColumn):
+        raise bad_request(f"[inner_hits] can only be used with a knn search on a nested field, [{name}] is not one")
     if column is not None and not column.indexed:
         raise bad_request(f"to perform knn search on field [{name}], its mapping must have [index] set to [true]")
     if column is None:
@@ -137,8 +139,13 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     used = len(view.ids)
     filters_given = clause.get("filter", [])
     filters_given = filters_given if isinstance(filters_given, list) else [filters_given]
-    eligible = pre_filter(view, filters, filters_given, name, column, used)
     floor = None if clause.get("similarity") is None else float(clause["similarity"])
+    boost = 1.0 if clause.get("boost") is None else float(clause["boost"])
+    if isinstance(column, NestedColumn):
+        parents = parent_filter(view, filters, filters_given, used)
+        return nested_nearest(view, column, name, query, parents, bool(filters_given), count, num_candidates,
+                              floor, boost)  # fmt: skip
+    eligible = pre_filter(view, filters, filters_given, name, column, used)
     found = None
     if column.kind != "flat" and view.graph_of is not None:
         given = eligible if filters_given else None
@@ -154,7 +161,6 @@ def nearest(view: IndexView, filters: Filters, clause: dict, size: int, query_fo
     cost = raw if column.similarity == "l2_norm" else -raw
     picked = np.argpartition(cost, take - 1)[:take]
     scores = score_of(column.similarity, raw[picked]).astype(np.float32)
-    boost = 1.0 if clause.get("boost") is None else float(clause["boost"])
     return {int(s): float(v) * boost for s, v in zip(slots[picked], scores)}
 
 
@@ -234,3 +240,84 @@ def approximate(
         slots = slots[order]
         return slots, column.raw_similarity(query, used, slots)
     return slots, raw
+
+
+# --- nested kNN ----------------------------------------------------------------------------
+
+
+def parent_filter(view: IndexView, filters: Filters, given: list, used: int) -> np.ndarray:
+    """The live documents that every filter lets through (a nested kNN's filter is on the parents)."""
+    mask = view.live[:used].copy()
+    for f in given:
+        mask &= filters.evaluate(f)[0][:used]
+    return mask
+
+
+def best_per_parent(column: NestedColumn, rows: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(parent slots, raw similarity of each one's best object), best first; ties: the earlier row."""
+    order = np.argsort(raw if column.similarity == "l2_norm" else -raw, kind="stable")
+    parents = column.parent[rows[order]]
+    _, first = np.unique(parents, return_index=True)
+    first.sort()  # back in best-first order
+    return parents[first], raw[order][first]
+
+
+def nested_nearest(
+    view: IndexView, column: NestedColumn, name: str, query: np.ndarray, parents: np.ndarray, filtered: bool,
+    count: int, num_candidates: int, floor: float | None, boost: float,
+) -> dict[int, float]:  # fmt: skip
+    """The `count` parents whose best object is nearest (score_mode max, the only one a nested
+    kNN has), as {slot: boosted score}. The graph's nodes are objects; as Lucene's diversifying
+    child search does, the beam keeps `num_candidates` distinct parents, so the search is widened
+    until it holds that many (or every eligible object). Scores are always the float vectors'."""
+    total = column.rows
+    eligible = column.present[:total] & parents[column.parent[:total]] if total else np.zeros(0, bool)
+    eligible_count = int(np.count_nonzero(eligible))
+    if eligible_count == 0:
+        return {}
+    found = None
+    if column.kind != "flat" and view.graph_of is not None:
+        graph = view.graph_of(name)
+        unit = query / np.linalg.norm(query) if column.similarity == "cosine" else query
+        pool = num_candidates
+        given = eligible if filtered else None
+        while True:
+            found = graph.search(unit, given, min(pool, eligible_count), filtered)
+            if found is None or len(found[0]) == 0:
+                break
+            distinct = len(np.unique(column.parent[found[0]]))
+            if distinct >= num_candidates or pool >= eligible_count:
+                break
+            pool *= 2
+        if found is not None:
+            found = (found[0], column.raw_similarity(query, total, found[0]))
+    if found is None:  # flat, or Lucene's exact fallback
+        rows = np.flatnonzero(eligible)
+        found = rows, column.raw_similarity(query, total, rows)
+    slots, raw = best_per_parent(column, *found)
+    slots, raw = slots[:num_candidates], raw[:num_candidates]
+    if floor is not None:
+        kept = raw <= floor if column.similarity == "l2_norm" else raw >= floor
+        slots, raw = slots[kept], raw[kept]
+    slots, raw = slots[:count], raw[:count]
+    scores = score_of(column.similarity, raw).astype(np.float32)
+    return {int(s): float(v) * boost for s, v in zip(slots, scores)}
+
+
+def object_scores(view: IndexView, clause: dict, slot: int) -> list[tuple[int, float]]:
+    """A parent's objects scored against a nested kNN clause, best first (ties: array order),
+    as inner hits show them: every object with a vector, exactly, above the `similarity` floor."""
+    column = view.nested[clause["field"]]
+    rows = column.rows_of.get(slot)
+    if rows is None or not len(rows):
+        return []
+    query = np.asarray(clause["query_vector"], np.float32)
+    raw = column.raw_similarity(query, column.rows, rows)
+    floor = clause.get("similarity")
+    if floor is not None:
+        kept = raw <= float(floor) if column.similarity == "l2_norm" else raw >= float(floor)
+        rows, raw = rows[kept], raw[kept]
+    boost = 1.0 if clause.get("boost") is None else float(clause["boost"])
+    scores = score_of(column.similarity, raw).astype(np.float32) * np.float32(boost)
+    found = [(int(column.offset[r]), float(s)) for r, s in zip(rows, scores)]
+    return sorted(found, key=lambda item: (-item[1], item[0]))

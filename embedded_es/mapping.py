@@ -13,16 +13,17 @@ import numpy as np
 
 from embedded_es import join
 from embedded_es.errors import EsError, bad_request, parsing_error, unsupported
+from embedded_es.store import NestedVectors
 from embedded_es.text import ANALYZERS, KNOWN_ANALYZERS
 
 NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
-SUPPORTED_TYPES = NUMERIC_TYPES | {"keyword", "text", "date", "boolean", "dense_vector", "object", "join"}
+SUPPORTED_TYPES = NUMERIC_TYPES | {"keyword", "text", "date", "boolean", "dense_vector", "object", "join", "nested"}
 # Types Elasticsearch knows that the engine refuses by name; any other type is Elasticsearch's own error.
 KNOWN_TYPES = {
     "aggregate_metric_double", "alias", "annotated_text", "binary", "completion", "constant_keyword",
     "counted_keyword", "date_nanos", "date_range", "double_range", "flattened", "float_range", "geo_point",
     "geo_shape", "histogram", "integer_range", "ip", "ip_range", "long_range", "match_only_text",
-    "murmur3", "nested", "passthrough", "percolator", "point", "rank_feature", "rank_features", "rank_vectors",
+    "murmur3", "passthrough", "percolator", "point", "rank_feature", "rank_features", "rank_vectors",
     "search_as_you_type", "semantic_text", "shape", "sparse_vector", "token_count", "unsigned_long",
     "version", "wildcard", "exponential_histogram",
 }  # fmt: skip
@@ -51,6 +52,7 @@ TYPE_PARAMETERS = {
     "date": {"store"},
     "boolean": {"store"},
     "object": {"properties", "dynamic"},
+    "nested": {"properties"},  # one level; include_in_parent, include_in_root and dynamic are refused by name
     "dense_vector": {"dims", "index", "similarity", "element_type", "index_options"},
     "scaled_float": {"scaling_factor", "store"},
     "join": join.PARAMETERS,
@@ -95,13 +97,14 @@ def check_dynamic(value: Any, where: str) -> None:
         raise mapper_error(f"Could not convert [dynamic] to boolean for [{where}], got [{value}]")
 
 
-def check_properties(properties: Any, prefix: str) -> dict:
+def check_properties(properties: Any, prefix: str, nested: str | None = None) -> dict:
     if not isinstance(properties, dict):
         raise mapper_error(f"Expected map for property [properties] on field [{prefix or '_doc'}]")
-    return {name: check_field(name, spec, prefix) for name, spec in properties.items()}
+    return {name: check_field(name, spec, prefix, nested=nested) for name, spec in properties.items()}
 
 
-def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False) -> dict:
+def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False, nested: str | None = None) -> dict:
+    """One field's mapping; `nested`: the path of the nested field it is inside, if any."""
     path = f"{prefix}{name}"
     if not name.strip():
         raise bad_request("field name cannot be an empty string")
@@ -120,12 +123,20 @@ def check_field(name: str, spec: Any, prefix: str, multi_field: bool = False) ->
             "within a future version or requires a plugin to be installed. Check the documentation."
         )
     unknown = set(spec) - TYPE_PARAMETERS[kind] - {"type", "fields"}
+    if kind == "nested" and prefix and nested is None:
+        raise unsupported("the field type", "nested", f"field [{path}] inside an object: top-level nested fields only")
+    if nested is not None and kind == "nested":
+        raise unsupported("the field type", "nested", f"field [{path}] inside nested [{nested}]: one level only")
+    if nested is not None and kind == "dense_vector" and path.count(".") != nested.count(".") + 1:
+        where = f"field [{path}] in an object inside nested [{nested}]: direct children only"
+        raise unsupported("the field type", "dense_vector", where)
     if unknown:
         raise unsupported("the mapping parameter", sorted(unknown)[0], f"field [{path}] of type [{kind}]")
     result = dict(spec)
-    if kind == "object":
+    if kind in ("object", "nested"):
         check_dynamic(spec.get("dynamic", True), path)
-        result["properties"] = check_properties(spec.get("properties", {}), f"{path}.")
+        inside = path if kind == "nested" else nested
+        result["properties"] = check_properties(spec.get("properties", {}), f"{path}.", inside)
         if not result["properties"] and "properties" not in spec:
             del result["properties"]
     if kind == "text":
@@ -292,6 +303,9 @@ class DocumentMapper:
             if kind == "object":
                 rest[key] = self.walk_object(path, value, spec, dynamic)
                 continue
+            if kind == "nested":
+                rest[key] = self.walk_nested(path, value, spec, dynamic)
+                continue
             if kind == "join":
                 join.check_document(path, spec, value, self.routing)
                 rest[key] = value
@@ -312,6 +326,35 @@ class DocumentMapper:
             f"object mapping for [{path}] tried to parse field [{path.rsplit('.', 1)[-1]}] as object, "
             "but found a concrete value"
         )
+
+    def walk_nested(self, path: str, value: Any, spec: dict, dynamic: Any) -> Any:
+        """A nested field's objects (one object, or an array of them), each read as an object;
+        the vectors inside go to `vectors` as one NestedVectors per field, by object offset."""
+        objects = value if isinstance(value, list) else [value]
+        if value is None:
+            return None
+        found: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+        outer = self.vectors
+        kept = []
+        for offset, obj in enumerate(objects):
+            if obj is None:
+                kept.append(None)
+                continue
+            if not isinstance(obj, dict):
+                raise parsing_error(
+                    f"object mapping for [{path}] tried to parse field [{path.rsplit('.', 1)[-1]}] as object, "
+                    "but found a concrete value"
+                )
+            self.vectors = {}
+            kept.append(self.walk(obj, spec.get("properties", {}), f"{path}.", dynamic))
+            for name, vector in self.vectors.items():
+                offsets, rows = found.setdefault(name, ([], []))
+                offsets.append(offset)
+                rows.append(vector)
+            self.vectors = outer
+        for name, (offsets, rows) in found.items():
+            self.vectors[name] = NestedVectors(np.asarray(offsets, np.int32), np.asarray(rows, np.float32))
+        return kept if isinstance(value, list) else kept[0]
 
     def new_field(self, path: str, value: Any, dynamic: Any) -> dict | None:
         if dynamic in (False, "false"):
@@ -452,7 +495,7 @@ def merge_properties(current: dict, update: dict, prefix: str) -> dict:
         old_kind, new_kind = old.get("type", "object"), spec.get("type", "object")
         if old_kind != new_kind:
             raise bad_request(f"mapper [{path}] cannot be changed from type [{old_kind}] to [{new_kind}]")
-        if old_kind == "object":
+        if old_kind in ("object", "nested"):
             merged[name] = {**old, **{k: v for k, v in spec.items() if k != "properties"}}
             merged[name]["properties"] = merge_properties(
                 old.get("properties", {}), spec.get("properties", {}), f"{path}."

@@ -169,9 +169,11 @@ def comparable(value: Any, field_type: str | None) -> Any:
 class Matcher:
     """Evaluates queries against one index's live documents."""
 
-    def __init__(self, view: IndexView, sources: list[dict | None], size: int = 10) -> None:
+    def __init__(self, view: IndexView, sources: list[dict | None], size: int = 10, scope: str = "") -> None:
         self.view, self.size = view, size  # size: the request's, the knn query's default k
+        self.scope = scope  # the nested path whose objects this matcher sees ("": top-level documents)
         self.named: list[tuple[str, np.ndarray]] = []  # `_name`d queries and the documents each matched
+        self.inner: list = []  # the InnerHits that nested queries (and nested kNN) asked for
         self.ids, self.live, self.columns, self.sources = view.ids, view.live, view.columns, sources
         self.properties = view.mappings.get("properties", {})
 
@@ -180,10 +182,13 @@ class Matcher:
         `labels.text` reads its parent's value (`labels`) and analyses it its own way."""
         spec: dict = {"properties": self.properties}
         path = []
-        for part in name.split("."):
+        parts = name.split(".")
+        for i, part in enumerate(parts):
             if part in spec.get("properties", {}):
                 spec = spec["properties"][part]
                 path.append(part)
+                if spec.get("type") == "nested" and i < len(parts) - 1 and ".".join(path) != self.scope:
+                    return name, None, {}  # a nested object's field is seen only inside its nested query
             elif part in spec.get("fields", {}):
                 spec = spec["fields"][part]
             else:
@@ -460,9 +465,19 @@ class Matcher:
         scores = best + tie * (all_scores.sum(axis=0) - best)
         return matches, np.where(matches, scores * np.float32(spec.get("boost", 1.0)), 0).astype(np.float32)
 
+    def q_nested(self, spec: dict) -> Result:
+        from embedded_es.nested import nested_query  # nested builds matchers over objects
+
+        return nested_query(self, spec)
+
     def q_knn(self, spec: dict) -> Result:
         """The guide's `query: {"knn": ...}`: the nearest documents (its `filter` a pre-filter),
         scored as the top-level section scores them; other clauses of a parent query filter after."""
+        field = spec.get("field") if isinstance(spec, dict) else None
+        if isinstance(field, str) and "." in field and (self.scope or field in self.view.nested):
+            raise unsupported(
+                "the query", "knn", f"on nested field [{field}] other than as the whole query of a [nested] query"
+            )
         found = nearest(self.view, self, spec, self.size, query_form=True)
         matches = np.zeros(len(self.live), bool)
         scores = np.zeros(len(self.live), np.float32)

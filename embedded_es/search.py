@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from embedded_es.errors import EsError, bad_request, refused, shard_failure, unsupported
-from embedded_es.knn import nearest
+from embedded_es.knn import nearest, object_scores
+from embedded_es.nested import check_names, inner_hits_of, nested_fields, render_inner_hits
 from embedded_es.query import NUMERIC_TYPES, Matcher, comparable, field_values
 from embedded_es.request import flag
-from embedded_es.store import PRIMARY_TERM, IndexView, Store
+from embedded_es.store import PRIMARY_TERM, IndexView, Store, nested_paths
 
 KNOWN_BODY_KEYS = {"query", "knn", "size", "from", "_source", "fields", "min_score", "track_total_hits", "timeout"}
 KNOWN_BODY_KEYS |= {"sort", "search_after", "docvalue_fields", "stored_fields", "seq_no_primary_term"}
@@ -114,7 +115,7 @@ def mapped_leaves(mappings: dict, prefix: str = "", source_prefix: str = "") -> 
     leaves = {}
     for name, spec in mappings.get("properties", {}).items():
         path, source_path = f"{prefix}{name}", f"{source_prefix}{name}"
-        if spec.get("type", "object") == "object":
+        if spec.get("type", "object") in ("object", "nested"):
             leaves |= mapped_leaves(spec, f"{path}.", f"{source_path}.")
             continue
         leaves[path] = source_path
@@ -243,6 +244,12 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
         kept = sorted(found, key=lambda item: -item[1])[: int(k)]  # the k best of all indices
         for key, score in kept:
             scores[key] = scores.get(key, 0.0) + score
+        if "inner_hits" in clause:
+            for view, matcher in zip(views, matchers):
+                if clause["field"] in view.nested:
+                    path = clause["field"].rsplit(".", 1)[0]
+                    objects = functools.partial(object_scores, view, clause)
+                    matcher.inner.append(inner_hits_of(clause["inner_hits"], path, objects))
         if "_name" in clause:
             knn_names.append((str(clause["_name"]), {key for key, _ in kept}))
     if "query" in body or not knn:
@@ -260,7 +267,9 @@ def run_search(store: Store, views: list[IndexView], body: dict, params: dict) -
     else:
         ranked, sort_values = sorted(entries, key=lambda e: (-e[2], e[0], e[1])), {}
     page = ranked[offset : offset + size]
-    hits = render_hits(store, views, page, body, params)
+    for matcher in matchers:
+        check_names(matcher.inner)
+    hits = render_hits(store, views, page, body, params, [m.inner for m in matchers])
     for hit, (position, slot, _) in zip(hits, page):
         matched = [name for name, keys in knn_names if (position, slot) in keys]
         matched += [name for name, mask in matchers[position].named if mask[slot]]
@@ -357,6 +366,8 @@ def sorted_by(
                 key.append((position << 32) + slot)
                 continue
             path, _ = matcher.resolve(name)
+            if name.split(".")[0] in nested_paths(matcher.view.mappings) and "." in name:
+                raise unsupported("the sort option", "nested", f"sort field [{name}] is inside a nested field")
             values = [comparable(v, kind) for v in field_values(matcher.sources[slot], path)]
             value = (max(values) if descending else min(values)) if values else None
             key.append(int(value) if value is not None and kind in INTEGER_TYPES else value)
@@ -452,7 +463,9 @@ def with_seq_no(body: dict, params: dict) -> bool:
     return wanted
 
 
-def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: dict, params: dict) -> list[dict]:
+def render_hits(
+    store: Store, views: list[IndexView], page: list[Entry], body: dict, params: dict, inner: list[list] | None = None
+) -> list[dict]:
     fetch_source, includes, excludes = source_filter(body, params)
     seq_nos = with_seq_no(body, params)
     metas = {}  # routing (always shown when a document has one) and sequence numbers, per hit
@@ -473,11 +486,13 @@ def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: d
                 n: p for n, p in stored_leaves(view.mappings).items() if fnmatch.fnmatchcase(n, str(name))
             }
         docvalues_of[position] = docvalue_fields(body, params, lambda pattern, view=view: typed_leaves(view, pattern))
-        vector_names = set(view.columns)
+        vector_names = set(view.columns) | set(view.nested)
         wanted_vectors = fetch_source and any(path_kept(n, includes, excludes) for n in vector_names)
         ids = [view.ids[slot] for p, slot, _ in page if p == position]
-        if fetch_source or fields_of[position] or docvalues_of[position]:
-            with_vectors = wanted_vectors or bool(vector_names & set(fields_of[position]))
+        inner_of = inner[position] if inner else []
+        if fetch_source or fields_of[position] or docvalues_of[position] or inner_of:
+            inner_vectors = any(d.options.get("_source", True) is not False for d in inner_of)
+            with_vectors = wanted_vectors or inner_vectors or bool(vector_names & set(fields_of[position]))
             for doc_id, (source, _) in store.fetch(view.name, ids, with_vectors).items():
                 stored[(position, doc_id)] = source
     hits = []
@@ -495,10 +510,16 @@ def render_hits(store: Store, views: list[IndexView], page: list[Entry], body: d
             hit["_routing"] = meta.routing
         if fetch_source:
             hit["_source"] = filter_source(source, includes, excludes)
-        values = {n: field_values(source, path) for n, path in fields_of[position].items()}
+        nested_names = {n: p for n, p in fields_of[position].items() if n.split(".")[0] in nested_paths(view.mappings)}
+        values = {n: field_values(source, path) for n, path in fields_of[position].items() if n not in nested_names}
         values |= {n: read(source) for n, read in docvalues_of[position].items()}
-        if any(values.values()):
-            hit["fields"] = {n: v for n, v in values.items() if v}
+        grouped = nested_fields(view, source, nested_names) if nested_names else {}
+        if any(values.values()) or grouped:
+            hit["fields"] = {n: v for n, v in values.items() if v} | grouped
+        for definition in inner[position] if inner else []:
+            leaves = mapped_leaves(view.mappings)
+            rendered = render_inner_hits(view, doc_id, slot, source, definition, leaves, filter_source, source_filter)
+            hit.setdefault("inner_hits", {})[definition.name] = rendered
         hits.append(hit)
     return hits
 

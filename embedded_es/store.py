@@ -82,6 +82,44 @@ def migrate(db: sqlite3.Connection) -> None:
         )
 
 
+class NestedVectors(NamedTuple):
+    """One document's vectors in one nested field: the offset of each object that has one (its
+    position in the nested array) and the vectors, one row each."""
+
+    offsets: np.ndarray  # int32
+    rows: np.ndarray  # float32, (objects, dims)
+
+    def encode(self) -> bytes:
+        record = np.dtype([("offset", "<i4"), ("vector", "<f4", (self.rows.shape[1],))])
+        packed = np.zeros(len(self.offsets), record)
+        packed["offset"], packed["vector"] = self.offsets, self.rows
+        return packed.tobytes()
+
+    @classmethod
+    def decode(cls, blob: bytes, dims: int) -> NestedVectors:
+        packed = np.frombuffer(blob, np.dtype([("offset", "<i4"), ("vector", "<f4", (dims,))]))
+        return cls(packed["offset"].astype(np.int32), np.array(packed["vector"], np.float32).reshape(-1, dims))
+
+
+def encoded(vector: np.ndarray | NestedVectors) -> bytes:
+    return vector.encode() if isinstance(vector, NestedVectors) else vector.astype(np.float32).tobytes()
+
+
+def nested_vector_fields(mappings: dict) -> dict[str, dict]:
+    """`dense_vector` fields directly inside a (top-level) nested field, by dotted path."""
+    found = {}
+    for name, spec in mappings.get("properties", {}).items():
+        if spec.get("type") == "nested":
+            for leaf, inner in spec.get("properties", {}).items():
+                if inner.get("type") == "dense_vector" and inner.get("dims") is not None:
+                    found[f"{name}.{leaf}"] = inner
+    return found
+
+
+def nested_paths(mappings: dict) -> set[str]:
+    return {name for name, spec in mappings.get("properties", {}).items() if spec.get("type") == "nested"}
+
+
 def vector_fields(mappings: dict, prefix: str = "") -> dict[str, dict]:
     """`dense_vector` fields of a mapping whose dimension is known, by dotted path (objects walked)."""
     found = {}
@@ -109,6 +147,18 @@ def put_at(source: dict, path: str, value: object) -> None:
             child = node[part] = {}
         node = child
     node[last] = value
+
+
+def put_nested(source: dict, name: str, vectors: NestedVectors) -> None:
+    """Put a nested field's vectors back into its objects, each at its offset."""
+    path, leaf = name.rsplit(".", 1)
+    objects = source.get(path)
+    for offset, vector in zip(vectors.offsets, vectors.rows):
+        obj = objects if isinstance(objects, dict) and offset == 0 else None
+        if isinstance(objects, list) and offset < len(objects):
+            obj = objects[offset]
+        if isinstance(obj, dict):
+            obj[leaf] = as_written(vector)
 
 
 @dataclass
@@ -153,6 +203,53 @@ class VectorColumn:
 
 
 @dataclass
+class NestedColumn(VectorColumn):
+    """A dense_vector field inside a nested field: one row per object (not per document),
+    appended as documents are written; each row knows its parent's slot and its offset in the
+    parent's array. `present` marks the live rows; a parent's update or delete kills its rows."""
+
+    parent: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    keys: list[str] = field(default_factory=list)  # "<parent id>#<offset>": what a graph node names
+    key_row: dict[str, int] = field(default_factory=dict)
+    rows_of: dict[int, np.ndarray] = field(default_factory=dict)  # parent slot -> its live rows
+
+    @classmethod
+    def empty(cls, spec: dict) -> NestedColumn:
+        base = VectorColumn.empty(spec)
+        return cls(base.dims, base.similarity, base.matrix, base.present, base.indexed, spec)
+
+    @property
+    def rows(self) -> int:
+        return len(self.keys)
+
+    def kill(self, slot: int) -> None:
+        for row in self.rows_of.pop(slot, ()):
+            self.present[row] = False
+            self.touched.add(int(row))
+
+    def append(self, slot: int, doc_id: str, vectors: NestedVectors) -> None:
+        first, count = self.rows, len(vectors.offsets)
+        if first + count > len(self.present):
+            extra = max(first + count, 2 * len(self.present), 64) - len(self.present)
+            self.matrix = np.concatenate([self.matrix, np.zeros((extra, self.dims), np.float32)])
+            self.present = np.concatenate([self.present, np.zeros(extra, bool)])
+            self.parent = np.concatenate([self.parent, np.zeros(extra, np.int64)])
+            self.offset = np.concatenate([self.offset, np.zeros(extra, np.int32)])
+        rows = np.arange(first, first + count)
+        for row, offset, vector in zip(rows, vectors.offsets, vectors.rows):
+            self.matrix[row] = self.stored_form(vector)
+            key = f"{doc_id}#{int(offset)}"
+            self.keys.append(key)
+            self.key_row[key] = int(row)
+        self.present[rows] = True
+        self.parent[rows] = slot
+        self.offset[rows] = vectors.offsets
+        self.touched.update(int(r) for r in rows)
+        self.rows_of[slot] = rows
+
+
+@dataclass
 class IndexView:
     """What search needs of one index, in memory: slots in insertion order."""
 
@@ -168,6 +265,8 @@ class IndexView:
     postings: dict[str, dict] = field(default_factory=dict)
     knn_filters: dict[str, np.ndarray] = field(default_factory=dict)  # kNN pre-filter masks; any write clears them
     graph_of: Callable[[str], Graph] | None = None  # a field's ANN graph, refreshed (set by the store)
+    nested: dict[str, NestedColumn] = field(default_factory=dict)  # vector fields inside nested fields
+    children: dict[str, object] = field(default_factory=dict)  # nested objects as queries see them; any write clears
 
     def grow_to(self, size: int) -> None:
         capacity = len(self.live)
@@ -192,6 +291,11 @@ class IndexView:
         self.live[slot] = True
         self.postings.clear()
         self.knn_filters.clear()
+        self.children.clear()
+        for name, nested in self.nested.items():
+            nested.kill(slot)
+            if isinstance(vectors.get(name), NestedVectors) and len(vectors[name].offsets):
+                nested.append(slot, doc_id, vectors[name])
         for name, column in self.columns.items():
             if name in vectors or column.present[slot]:
                 column.touched.add(slot)
@@ -206,6 +310,9 @@ class IndexView:
         self.live[slot] = False
         self.postings.clear()
         self.knn_filters.clear()
+        self.children.clear()
+        for nested in self.nested.values():
+            nested.kill(slot)
         for column in self.columns.values():
             if column.present[slot]:
                 column.touched.add(slot)
@@ -319,16 +426,20 @@ class Store:
     def graph(self, view: IndexView, name: str) -> Graph:
         """A field's ANN graph, refreshed: loaded from its file (or rebuilt from the stored
         vectors) on first use, then brought up to date with every write since."""
-        column = view.columns[name]
+        column = view.nested.get(name) or view.columns[name]
         key = (view.uuid, name)
         graph = self.graphs.get(key)
         fresh = Graph(column.spec, column.dims, column.similarity)
         if graph is None or graph.signature != fresh.signature:
             graph = self.graphs[key] = fresh
             graph.load(self.graph_path(view.uuid, name))
-        used = len(view.ids)
-        wanted = view.live[:used] & column.present[:used]
-        graph.sync(view, view.ids, view.slot_of, wanted, column.matrix[:used], column.touched)
+        if isinstance(column, NestedColumn):  # the graph's nodes are objects, named "<parent id>#<offset>"
+            rows = column.rows
+            graph.sync(view, column.keys, column.key_row, column.present[:rows], column.matrix[:rows], column.touched)
+        else:
+            used = len(view.ids)
+            wanted = view.live[:used] & column.present[:used]
+            graph.sync(view, view.ids, view.slot_of, wanted, column.matrix[:used], column.touched)
         if graph.wants_saving():
             self.save_graph(graph, view.uuid, name)
         return graph
@@ -341,7 +452,7 @@ class Store:
     def refresh(self, index: str) -> None:
         """`_refresh`: every graph of the index takes in the writes since, and is saved."""
         view = self.view(index)
-        for name, column in view.columns.items():
+        for name, column in [*view.columns.items(), *view.nested.items()]:
             if column.indexed and column.kind != "flat":
                 graph = self.graph(view, name)
                 if graph.dirty:
@@ -349,7 +460,7 @@ class Store:
 
     def delete_index(self, index: str) -> None:
         doomed = self.view(index)  # 404 if missing
-        for name in doomed.columns:
+        for name in [*doomed.columns, *doomed.nested]:
             self.graphs.pop((doomed.uuid, name), None)
             self.graph_path(doomed.uuid, name).unlink(missing_ok=True)
         with self.db:
@@ -383,6 +494,13 @@ class Store:
             if column.similarity == "cosine":
                 norms = np.linalg.norm(column.matrix, axis=1, keepdims=True)
                 np.divide(column.matrix, norms, out=column.matrix, where=norms > 0)
+        view.nested = {name: NestedColumn.empty(spec) for name, spec in nested_vector_fields(view.mappings).items()}
+        for name, nested in view.nested.items():
+            rows = self.db.execute("SELECT id, data FROM vectors WHERE idx = ? AND field = ?", (index, name))
+            by_slot = sorted((view.slot_of[doc_id], doc_id, blob) for doc_id, blob in rows if doc_id in view.slot_of)
+            for slot, doc_id, blob in by_slot:  # objects in document order: the same rows in every process
+                nested.append(slot, doc_id, NestedVectors.decode(blob, nested.dims))
+            nested.touched.clear()
         self.views[index] = view
         return view
 
@@ -414,8 +532,12 @@ class Store:
                 rows = self.db.execute(
                     f"SELECT id, field, data FROM vectors WHERE idx = ? AND id IN ({marks})", [index, *chunk]
                 )
+                nested = nested_vector_fields(self.view(index).mappings)
                 for doc_id, name, blob in rows:
-                    put_at(found[doc_id][0], name, as_written(np.frombuffer(blob, np.float32)))
+                    if name in nested:
+                        put_nested(found[doc_id][0], name, NestedVectors.decode(blob, int(nested[name]["dims"])))
+                    else:
+                        put_at(found[doc_id][0], name, as_written(np.frombuffer(blob, np.float32)))
         return found
 
     def meta(self, index: str, ids: list[str]) -> dict[str, DocMeta]:
@@ -472,7 +594,7 @@ class Store:
                 )
                 self.db.executemany(
                     "INSERT INTO vectors VALUES (?, ?, ?, ?)",
-                    [(index, name, doc_id, v.astype(np.float32).tobytes()) for name, v in (vectors or {}).items()],
+                    [(index, name, doc_id, encoded(v)) for name, v in (vectors or {}).items()],
                 )
                 row = self.db.execute("SELECT version FROM docs WHERE idx = ? AND id = ?", (index, doc_id)).fetchone()
                 versions[doc_id] = row[0]

@@ -23,6 +23,7 @@ from embedded_es.mapping import (
     SUPPORTED_TYPES,
     TYPE_PARAMETERS,
 )
+from embedded_es.nested import INNER_HITS_OPTIONS, KNOWN_INNER_HITS_OPTIONS, NESTED_OPTIONS
 from embedded_es.query import FIELD_OPTIONS, QUERY_OPTIONS, Matcher
 from embedded_es.request import DOC_WRITE, PRESENTATION, READ, SEARCH, WAITS, WRITE
 from embedded_es.retrievers import (
@@ -57,6 +58,7 @@ QUERY_SETTINGS |= {
     "multi_match": {"query", "fields", "type", "operator", "tie_breaker"},
 }
 QUERY_SETTINGS |= {"range": {"gt", "gte", "lt", "lte"}}
+QUERY_SETTINGS |= {"nested": NESTED_OPTIONS - {"boost"}}
 PARAMETERS = READ | SEARCH | WRITE | DOC_WRITE | WAITS | INDEX_READ | HEALTH | PRESENTATION | {"op_type"}
 PARAMETERS |= {"scroll", "scroll_id", "retry_on_conflict", "q (field:term only)", "terminate_after (_count)"}
 PARAMETERS |= MSEARCH | {"keep_alive"} | (BY_QUERY_PARAMS - {"slices", "wait_for_completion", "q"})
@@ -118,7 +120,8 @@ AREAS = [
         "the query",
         QUERIES,
         [
-            "nested",
+            "nested inside nested",
+            "knn on a nested field outside a nested query",
             "query_string",
             "simple_query_string",
             "match_phrase",
@@ -146,7 +149,12 @@ AREAS = [
             "multi_match types other than best_fields, most_fields",
         ],
     ),
-    Area("the knn option", names(SECTION_OPTIONS), ["query_vector_builder", "inner_hits", "visit_percentage"]),
+    Area(
+        "the knn option",
+        [*names(SECTION_OPTIONS - {"inner_hits"}), "inner_hits (on a nested field)"],
+        ["query_vector_builder", "visit_percentage"],
+    ),
+    Area("the inner_hits option", names(INNER_HITS_OPTIONS), names(KNOWN_INNER_HITS_OPTIONS)),
     Area(
         "the script",
         [
@@ -161,12 +169,25 @@ AREAS = [
     Area("the sort option", ["order"], ["mode", "missing", "unmapped_type", "nested", "format", "numeric_type"]),
     Area("the fields option", ["field"], ["format", "include_unmapped"]),
     Area("the _source option", ["includes", "excludes"], []),
-    Area("the field type", names(SUPPORTED_TYPES), names(KNOWN_TYPES)),
+    Area(
+        "the field type",
+        names(SUPPORTED_TYPES),
+        [*names(KNOWN_TYPES), "nested inside nested or inside an object", "dense_vector deeper inside a nested"],
+    ),
     Area(
         "the mapping parameter",
         [f"{kind}: {', '.join(names(params))}" for kind, params in sorted(TYPE_PARAMETERS.items())]
         + ["fields (multi-fields) on every type"],
-        ["copy_to", "doc_values", "enabled", "normalizer", "format", "null_value", "index (except on dense_vector)"],
+        [
+            "copy_to",
+            "doc_values",
+            "enabled",
+            "normalizer",
+            "format",
+            "null_value",
+            "index (except on dense_vector)",
+            "nested: include_in_parent, include_in_root, dynamic",
+        ],
     ),
     Area("the mapping option", names(ROOT_OPTIONS), [*names(KNOWN_ROOT_OPTIONS), "dynamic: runtime"]),
     Area("the dense_vector element_type", ["float"], ["byte", "bit", "bfloat16"]),
