@@ -109,7 +109,9 @@ def indexed(embedder: ClipEmbedder, demo_set: Path, tmp_path_factory: pytest.Tem
     return es, index_folder(es, embedder, demo_set, "objects", progress=False)
 
 
-def test_every_labelled_object_is_stored_with_its_label_box_and_vector(indexed, demo_set: Path) -> None:
+def test_every_labelled_object_is_stored_with_its_label_box_and_vector(
+    indexed, demo_set: Path, embedder: ClipEmbedder
+) -> None:
     es, report = indexed
     names = find_class_names(demo_set)
     expected = 0
@@ -119,12 +121,12 @@ def test_every_labelled_object_is_stored_with_its_label_box_and_vector(indexed, 
     doc = es.search(index="objects", query={"match_all": {}}, size=1)["hits"]["hits"][0]["_source"]
     assert doc["objects"] and {"label", "box", "vector"} == set(doc["objects"][0])
     assert {o["label"] for o in doc["objects"]} == set(doc["labels"])
-    assert all(len(o["box"]) == 4 and len(o["vector"]) == 64 for o in doc["objects"])
+    assert all(len(o["box"]) == 4 and len(o["vector"]) == embedder.dim for o in doc["objects"])
 
 
 def test_a_rerun_embeds_no_picture_and_no_crop_twice(embedder: ClipEmbedder, demo_set: Path, tmp_path: Path) -> None:
     root = labelled_copy(demo_set, tmp_path)
-    counting = Counting(ClipEmbedder("demo", cache_path=tmp_path / "cache.sqlite", clip=embedder.clip))
+    counting = Counting(ClipEmbedder("demo", cache_path=tmp_path / "cache.sqlite", clip=embedder.model))
     first = index_folder(embedded_client(tmp_path / "a"), counting, root, "objects", progress=False)
     assert counting.embedded == 12 + first.objects and first.objects > 12
     again = index_folder(embedded_client(tmp_path / "b"), counting, root, "objects", progress=False)

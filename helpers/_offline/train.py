@@ -1,7 +1,8 @@
 """Train the small offline demo CLIP and export it in Roboflow Inference's format.
 
 `python -m helpers train-demo-model --out data/demo_model` reproduces the committed model.
-It learns the demo set only (coloured shapes); it is a stand-in that lets the real
+It learns the demo set only (coloured shapes), whole scenes and single objects cropped as
+object-level search crops them (`helpers.objects`); it is a stand-in that lets the real
 `inference.models.Clip` code run where CLIP weights cannot be downloaded.
 
 - visual.onnx: float32 [N, 3, 64, 64] (CLIP-normalised, rf-clip's transform) -> [N, 512]
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from helpers._offline.demo_data import Scene, generate_scenes
+from helpers._offline.demo_data import IMAGE_SIZE, PlacedShape, Scene, generate_scenes
+from helpers.objects import crop_box
 
 RESOLUTION = 64
 EMBED_DIM = 512
@@ -32,6 +34,7 @@ CONTEXT_LENGTH = 77
 HASH_BUCKETS = 8192
 SOT, EOT = 49406, 49407
 TRAINING_SEED = 1_000_003  # demo-data seeds below 1,000,000 are never seen in training
+CROPS_PER_SCENE = 0.5  # one object's crop for every two scenes: what object-level search embeds
 
 
 class VisualTower(nn.Module):
@@ -97,13 +100,26 @@ def jpeg_roundtrip(image: Image.Image) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
+def object_crop(scene: Scene, image: Image.Image, shape: PlacedShape) -> tuple[Scene, Image.Image]:
+    """One object cut out as `index_folder` cuts it (its box and margin), as a scene of its own."""
+    half = shape.size / 2
+    box = (round(shape.cx - half), round(shape.cy - half), round(shape.cx + half), round(shape.cy + half))
+    return Scene((shape,), scene.background), image.crop(crop_box(box, IMAGE_SIZE, IMAGE_SIZE))
+
+
 def build_training_set(count: int, seed: int) -> tuple[torch.Tensor, list[Scene]]:
+    """`count` scenes, then `count * CROPS_PER_SCENE` crops of one of their objects each."""
     transform = clip.clip._transform(RESOLUTION)
-    images, scenes = [], []
-    for scene, image in generate_scenes(count, seed):
-        images.append(transform(jpeg_roundtrip(image)))
-        scenes.append(scene)
-    return torch.stack(images), scenes
+    rng = random.Random(seed + 1)
+    samples = []
+    crops = []
+    for i, (scene, image) in enumerate(generate_scenes(count, seed)):
+        stored = jpeg_roundtrip(image)  # crops are cut from the stored JPEG, as index_folder cuts them
+        samples.append((scene, stored))
+        if i < count * CROPS_PER_SCENE:
+            crops.append(object_crop(scene, stored, rng.choice(scene.shapes)))
+    samples += crops
+    return torch.stack([transform(image) for _, image in samples]), [scene for scene, _ in samples]
 
 
 def soft_targets(image_sets: list[frozenset[str]], text_sets: list[frozenset[str]]) -> torch.Tensor:
@@ -115,6 +131,7 @@ def train(count: int, epochs: int, batch_size: int = 128, seed: int = TRAINING_S
     torch.manual_seed(seed)
     rng = random.Random(seed)
     images, scenes = build_training_set(count, seed)
+    count = len(scenes)  # scenes and crops
     visual, textual = VisualTower(), TextualTower()
     logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
     params = [*visual.parameters(), *textual.parameters(), logit_scale]
@@ -172,7 +189,8 @@ def train_and_export(out: Path, count: int, epochs: int) -> None:
     started = time.perf_counter()
     visual, textual = train(count, epochs)
     export(visual, textual, out)
-    recipe = {"images": count, "epochs": epochs, "seed": TRAINING_SEED, "resolution": RESOLUTION}
+    recipe = {"images": count, "object_crops": int(count * CROPS_PER_SCENE), "epochs": epochs, "seed": TRAINING_SEED}
+    recipe["resolution"] = RESOLUTION
     recipe["train_seconds"] = round(time.perf_counter() - started)
     (out / "training.json").write_text(json.dumps(recipe, indent=1) + "\n")
     print(f"wrote {out / 'visual.onnx'} and {out / 'textual.onnx'}")
