@@ -1,4 +1,5 @@
-"""On-disk embedding cache keyed by (model id, image sha256): re-runs embed nothing twice.
+"""On-disk embedding cache keyed by (model id, image sha256, or picture and box for an object's
+crop): re-runs embed nothing twice.
 
 SQLite in WAL mode, so a crash never leaves a half-written vector and several processes
 may read while one writes.
@@ -12,11 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers._offline.demo_model import DEMO_MODEL_ID, demo_model_version
+
+
+def cache_model_key(model_id: str) -> str:
+    """What the cache files a model's vectors under: its id, and for the demo model (whose id
+    stays `clip/demo` when it is retrained) the weights' content hash too."""
+    return f"{model_id}@{demo_model_version()}" if model_id == DEMO_MODEL_ID else model_id
+
 
 class EmbeddingCache:
     def __init__(self, path: Path, model_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.model_id = model_id
+        self.model_id = cache_model_key(model_id)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(

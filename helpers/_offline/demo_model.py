@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import filecmp
+import functools
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +15,16 @@ DEMO_MODEL_ID = "clip/demo"
 DEMO_MODEL_FILES = PROJECT_ROOT / "data" / "demo_model"
 STAND_IN = "the offline demo model, a stand-in trained on synthetic shapes, not OpenAI's CLIP"
 STAND_IN_NOTICE = f"NOTE: using {STAND_IN}: its results are only meaningful on the demo data set."
+
+
+@functools.cache
+def demo_model_version() -> str:
+    """The committed weights' content hash: the embedding cache keys the demo model's vectors by
+    it, so a retrained demo model never meets the vectors of the one before."""
+    digest = hashlib.sha256()
+    for name in ("visual.onnx", "textual.onnx"):
+        digest.update((DEMO_MODEL_FILES / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def install_demo_model(cache_dir: Path) -> Path:
