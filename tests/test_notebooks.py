@@ -35,8 +35,8 @@ def outputs_text(path: Path) -> str:
     return "\n".join(t if isinstance(t, str) else "".join(t) for t in texts)
 
 
-def test_the_guide_and_beyond_have_six_notebooks_in_order() -> None:
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
+def test_the_guide_and_beyond_have_seven_notebooks_in_order() -> None:
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
