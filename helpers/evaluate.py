@@ -79,15 +79,18 @@ def evaluate(embedder: BatchEmbedder, records: list[ImageRecord], k: int = 5) ->
 
 
 def precision_by_class(
-    es: Elasticsearch, embedder: Embedder, index: str, classes: list[str], k: int = 5, objects: bool = False
-) -> dict[str, float]:
+    es: Elasticsearch, embedder: Embedder, index: str, classes: list[str], k: int | dict[str, int] = 5,
+    objects: bool = False,
+) -> dict[str, float]:  # fmt: skip
     """Per class: the share of the top k hits for "a photo of a {class}" labelled with it, the
-    pictures ranked as wholes or (`objects`) by their best object. All the classes' searches
-    go in one `_msearch` request (a header line and a body per class)."""
+    pictures ranked as wholes or (`objects`) by their best object. `k` may differ by class
+    ({class: k}; with each class's number of pictures, the R-precision). All the classes'
+    searches go in one `_msearch` request (a header line and a body per class)."""
     prompts = embedder.embed_texts([PROMPT_TEMPLATE.format(name) for name in classes])
+    depths = k if isinstance(k, dict) else dict.fromkeys(classes, k)
     searches: list[dict] = []
-    for prompt in prompts:
-        searches += [{"index": index}, knn_request(prompt, k=k, objects=objects)]
+    for name, prompt in zip(classes, prompts):
+        searches += [{"index": index}, knn_request(prompt, k=depths[name], objects=objects)]
     answer = es.msearch(searches=searches) if searches else {"responses": []}
     precision = {}
     for name, response in zip(classes, answer["responses"]):
