@@ -300,7 +300,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     choice = choose_data(settings, None if args.recreate else es)  # run again: the index's model
     embedder = embedder_for(settings, choice.model)
     report = index_folder(es, embedder, choice.data_dir, settings.index_name, recreate=args.recreate)
-    print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {len(report.skipped)} skipped)")
+    skipped = f"{len(report.skipped)} skipped; {report.objects} labelled objects in the new images"
+    print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {skipped})")
 
     text_hits = search.search_text(es, embedder, settings.index_name, choice.text_query, k=5)
     print_hits(f"Text query {choice.text_query!r}:", text_hits)
