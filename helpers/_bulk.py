@@ -19,15 +19,22 @@ TRANSIENT = {429, 502, 503, 504}
 sleep = time.sleep  # the backoff's wait, replaceable in tests
 
 
-def existing_ids(es: Elasticsearch, index: str, ids: list[str], field: str | None = None) -> tuple[set[str], set[str]]:
+def existing_ids(
+    es: Elasticsearch, index: str, ids: list[str], field: str | None = None
+) -> tuple[set[str], dict[str, str]]:
     """Which of these ids the index holds, and which of those lack `field` (a document sent
-    without it, by hand or by an older run): one `_mget`, with only that field sent back."""
+    without it, by hand or by an older run), each with its `uploaded_at`: one `_mget`, with
+    only those two fields sent back (none without `field`)."""
     if field is None:
         response = es.mget(index=index, ids=ids, source=False)
-    else:  # the field's small parts only: never a vector
-        response = es.mget(index=index, ids=ids, source_includes=[field], source_excludes=[f"{field}.vector"])
+    else:
+        response = es.mget(index=index, ids=ids, source_includes=[field, "uploaded_at"])
     found = [doc for doc in response["docs"] if doc.get("found")]
-    lacking = {doc["_id"] for doc in found if field is not None and field not in doc.get("_source", {})}
+    lacking = {
+        doc["_id"]: doc["_source"].get("uploaded_at")
+        for doc in found
+        if field is not None and field not in doc.get("_source", {})
+    }
     return {doc["_id"] for doc in found}, lacking
 
 

@@ -110,31 +110,31 @@ def embed_file_stream(
     lazily, 64 at a time for one cache look-up, so a caller's generator can do its own work
     for the next files while the model runs; a chunk found whole in the cache goes through
     as an empty batch, so that what is ready is handed on without reading further ahead.
-    A source may also be an object's `Crop`, keyed by picture and box (`LabelledObject.cache_key`):
+    A source may also be an object's `Crop`, keyed by picture and box (`Crop.cache_key`):
     crops go through the same batches and cache as the pictures."""
     cache = embedder.cache
-    order: deque[str] = deque()  # hashes in the order of `files`, not yet handed on
+    order: deque[str] = deque()  # keys in the order of `files`, not yet handed on
     known: dict[str, np.ndarray | Exception] = {}
-    batch_hashes: deque[list[str]] = deque()
+    batch_keys: deque[list[str]] = deque()
 
-    def uncached_batches() -> Iterator[list[Path]]:
+    def uncached_batches() -> Iterator[list[ImageInput]]:
         for chunk in chunks(files, CACHE_LOOKUP):
-            order.extend(sha for _, sha in chunk)
-            known.update(cache.get_many([sha for _, sha in chunk]) if cache else {})
+            order.extend(key for _, key in chunk)
+            known.update(cache.get_many([key for _, key in chunk]) if cache else {})
             todo = [(source, key) for source, key in chunk if key not in known]
             for batch in chunks(todo, MAX_BATCH) if todo else [[]]:
                 inputs = inputs_of(batch, known)
-                batch_hashes.append([key for _, key in inputs])
+                batch_keys.append([key for _, key in inputs])
                 yield [image for image, _ in inputs]
 
     def ready() -> Iterator[tuple[str, np.ndarray | Exception]]:
         while order and order[0] in known:
-            sha = order.popleft()
-            yield sha, known.pop(sha)
+            key = order.popleft()
+            yield key, known.pop(key)
 
     for results in embedder.embed_batches(uncached_batches()):
-        fresh = dict(zip(batch_hashes.popleft(), results))
+        fresh = dict(zip(batch_keys.popleft(), results))
         if cache:
-            cache.put_many({sha: v for sha, v in fresh.items() if not isinstance(v, Exception)})
+            cache.put_many({key: v for key, v in fresh.items() if not isinstance(v, Exception)})
         known.update(fresh)
         yield from ready()

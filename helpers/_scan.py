@@ -77,8 +77,12 @@ def read_labels(image: Path, class_names: list[str]) -> tuple[str, ...]:
     label_file = label_file_for(image)
     if not class_names or not label_file.is_file():
         return ()
+    try:
+        text = label_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # `index_folder` reports it with the picture's objects
+        return ()
     names = set()
-    for line in label_file.read_text().splitlines():
+    for line in text.splitlines():
         fields = line.split()
         if fields and fields[0].isdigit() and int(fields[0]) < len(class_names):
             names.add(class_names[int(fields[0])])

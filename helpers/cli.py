@@ -102,8 +102,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     where = f"index {report.index!r}" + (f" (alias {index!r})" if report.index != index else "")
     lines = [f"{report.indexed} images in {where} ({report.new} new), {len(report.skipped)} skipped"]
     lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
-    if report.new:
-        lines.append(f"{report.objects} labelled objects in the new images, {len(report.skipped_objects)} left out")
+    if report.objects or report.skipped_objects:
+        lines.append(f"{report.objects} labelled objects indexed, {len(report.skipped_objects)} left out")
     lines += [f"  left out of {s.path}: {s.reason}" for s in report.skipped_objects]
     emit(report.as_json(), args.json, "\n".join(lines))
     return 1 if report.skipped else 0
@@ -140,6 +140,8 @@ def search_options(args: argparse.Namespace) -> dict:
         check_picture(args.image)
     if args.hybrid and (args.text is None or args.image or args.similar_to):
         raise UsageError("--hybrid works on --text alone: it matches the words in labels and file names too")
+    if args.data and not args.out:
+        raise UsageError("--data says where the pictures are for --out's grid: give --out PNG too")
     if args.hybrid and args.objects:
         raise UsageError("--objects and --hybrid do not combine: --hybrid matches a picture's words, not its objects")
     for flag, weight in (("--text-weight", args.text_weight), ("--word-weight", args.word_weight)):
@@ -204,7 +206,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         first = (args.page - 1) * args.k + 1
         print_hits(f"{title} (hits {first} to {first + args.k - 1})" if args.page > 1 else title, hits)
         if args.objects and not hits:
-            print("  (object-level search finds labelled objects only: a folder without YOLO labels has none)")
+            print("  (by object, only labelled objects are searched: a folder without YOLO labels has none)")
     if args.out:
         write_grid(Path(args.out), {title: hits}, picture_folder(args.data))
     return 0

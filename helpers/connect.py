@@ -116,6 +116,12 @@ def connect(settings: Settings | None = None, quiet: bool = False) -> Elasticsea
     return client
 
 
+def server_version(info: dict) -> tuple[int, int]:
+    """(major, minor) of a `GET /` answer's version number ("8.19.3", "9.1.0-SNAPSHOT")."""
+    major, minor = info["version"]["number"].split("-")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
 def embedded_store(es: Elasticsearch) -> Store | None:
     """The embedded engine's store behind a client (for figures only it can measure, such as
     the bytes its vectors take), or None for a cluster."""

@@ -96,7 +96,8 @@ def precision_by_class(
     for name, response in zip(classes, answer["responses"]):
         if "error" in response:  # each search answers on its own: one failure fails this evaluation
             raise ApiError(message=response["error"].get("type", "error"), meta=answer.meta, body=response)
-        precision[name] = float(np.mean([name in hit.labels for hit in hits_of(response)]))
+        # a hit that is missing counts as a miss: precision at k, not over what came back
+        precision[name] = sum(name in hit.labels for hit in hits_of(response)) / depths[name]
     return precision
 
 

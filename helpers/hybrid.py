@@ -19,6 +19,7 @@ from __future__ import annotations
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
+from helpers.connect import server_version
 from helpers.embedder import Embedder
 from helpers.search import RETURNED_FIELDS, Hit, depth, hits_of, knn_clause
 
@@ -35,15 +36,13 @@ def rrf_available(es: Elasticsearch) -> bool:
     The embedded engine answers retrievers itself, with no licence; another backend without a
     licence API (some compatible servers) gets False."""
     try:
-        version = es.info()["version"]
-        number = version["number"]
-        if version.get("build_flavor") == "embedded":
+        info = es.info()
+        if info["version"].get("build_flavor") == "embedded":
             return True
         licence = es.license.get()["license"]["type"]
     except (ApiError, TransportError, KeyError):
         return False
-    version = tuple(int(part) for part in number.split("-")[0].split(".")[:2])
-    return version >= RRF_SINCE and licence in RRF_LICENCES
+    return server_version(info) >= RRF_SINCE and licence in RRF_LICENCES
 
 
 def words_query(text: str, filters: list[dict]) -> dict:

@@ -25,7 +25,8 @@ from helpers._bulk import existing_ids, send_chunk, unique_by_content
 from helpers._errors import ActionableError
 from helpers._pipeline import chunks, embed_file_stream, run_ahead
 from helpers._scan import ImageRecord, Skipped, find_class_names, scan
-from helpers.objects import OBJECTS_FIELD, Crop, LabelledObject, crop_box, read_objects
+from helpers.connect import server_version
+from helpers.objects import OBJECT_COUNT, OBJECTS_FIELD, Crop, LabelledObject, crop_box, read_objects
 
 if TYPE_CHECKING:
     from helpers.embedder import BatchEmbedder
@@ -36,6 +37,7 @@ HNSW_M, HNSW_EF_CONSTRUCTION = 16, 100
 # 2: labels and filename also indexed as words (`.text`) for hybrid search; 3: `objects`
 MAPPING_VERSION = 3
 VERSION_ADDED = {2: "word fields for hybrid search", 3: "objects for object-level search"}
+NESTED_KNN_SINCE = (8, 11)  # kNN on a dense_vector inside a nested field
 EXISTS_CHUNK = 64  # images checked for existence in the index together
 BULK_CHUNK = 64  # documents per bulk request (about 400 kB): sent while the model embeds the next
 WORDS = {"text": {"type": "text", "analyzer": "simple"}}  # "red_circle.jpg" -> red, circle, jpg
@@ -73,6 +75,7 @@ def index_mapping(dims: int, model_id: str, index_options: str = "hnsw") -> dict
             "height": {"type": "integer"},
             "sha256": {"type": "keyword"},
             OBJECTS_FIELD: {"type": "nested", "properties": objects},
+            OBJECT_COUNT: {"type": "integer"},  # written with `objects`: says they were looked for
         },
     }
 
@@ -139,12 +142,24 @@ def check_index(es: Elasticsearch, index: str, dims: int, model_id: str) -> None
         )
 
 
+def check_nested_knn(es: Elasticsearch) -> None:
+    """The mapping's `objects` vectors need nested kNN: refuse an older cluster in one line."""
+    info = es.info()
+    if info["version"].get("build_flavor") != "embedded" and server_version(info) < NESTED_KNN_SINCE:
+        raise IndexMismatch(
+            f"Elasticsearch {info['version']['number']} cannot create this tutorial's index: kNN over its `objects` "
+            "(a nested field) needs 8.11 or later; use a newer cluster, or the embedded engine (no ELASTICSEARCH_URL)"
+        )
+
+
 def ensure_index(
     es: Elasticsearch, index: str, dims: int, model_id: str, index_options: str = "hnsw", recreate: bool = False
 ) -> str:
     """Create the index, keep a compatible one, or (only with `recreate=True`) replace it.
     Returns what happened: "created", "kept" or "recreated"."""
     exists = bool(es.indices.exists(index=index))
+    if not exists or recreate:  # before anything is deleted
+        check_nested_knn(es)
     if exists and recreate:
         es.indices.delete(index=index)
     elif exists:
@@ -159,7 +174,7 @@ class IndexReport:
     index: str
     indexed: int = 0  # images of the folder now in the index
     new: int = 0  # of which this run added
-    objects: int = 0  # labelled objects in the pictures this run added
+    objects: int = 0  # labelled objects in the pictures this run indexed (new, or completed)
     skipped: list[Skipped] = field(default_factory=list)
     skipped_objects: list[Skipped] = field(default_factory=list)  # left out of pictures that were indexed
 
@@ -187,7 +202,7 @@ def document(record: ImageRecord, vector: np.ndarray, uploaded_at: str, objects:
         "sha256": record.sha256,
         VECTOR_FIELD: vector.tolist(),
     }
-    return source if objects is None else source | {OBJECTS_FIELD: objects}
+    return source if objects is None else source | {OBJECTS_FIELD: objects, OBJECT_COUNT: len(objects)}
 
 
 def index_folder(
@@ -215,7 +230,7 @@ def index_folder(
     by_id = {r.sha256: r for r in records}
     class_names = find_class_names(root if root.is_dir() else root.parent) if objects else []
     labelled: dict[str, list[tuple[LabelledObject, str]]] = {}  # picture -> (object, crop key)
-    incomplete: set[str] = set()  # indexed without objects: replaced by a whole document
+    incomplete: dict[str, str] = {}  # indexed without objects: id -> its upload date, kept
     uploaded_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     bar = tqdm(total=len(records), unit="img", desc="indexing", disable=not progress, file=sys.stdout)
 
@@ -239,7 +254,7 @@ def index_folder(
     def new_files() -> Iterator[tuple[Path | Crop, str]]:
         """Files not in the index yet, checked 64 at a time, as the model asks for more."""
         for chunk in chunks(records, EXISTS_CHUNK):
-            present, lacking = existing_ids(es, index, [r.sha256 for r in chunk], OBJECTS_FIELD if objects else None)
+            present, lacking = existing_ids(es, index, [r.sha256 for r in chunk], OBJECT_COUNT if objects else None)
             incomplete.update(lacking)
             report.indexed += len(present - lacking)
             bar.update(len(present - lacking))
@@ -264,7 +279,7 @@ def index_folder(
                 else:
                     stored.append(item.as_source(crop.tolist()))
             report.objects += len(stored)
-        source = document(record, vector, uploaded_at, stored)
+        source = document(record, vector, incomplete.get(sha) or uploaded_at, stored)
         operation = "index" if sha in incomplete else "create"  # `index` replaces the document lacking objects
         yield {"_op_type": operation, "_index": index, "_id": sha, "_source": source}
 

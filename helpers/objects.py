@@ -11,6 +11,7 @@ own vector already covers the whole scene.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from helpers._scan import ImageRecord, Skipped, label_file_for
 
 OBJECTS_FIELD = "objects"
 OBJECT_VECTOR_FIELD = f"{OBJECTS_FIELD}.vector"
+OBJECT_COUNT = "object_count"  # beside `objects`, top level: an empty list can vanish in source filtering
 MARGIN = 0.15  # of the box's longer side, on every side: a cup with a little of its table
 MIN_SIDE = 16  # pixels: a smaller box, blown up to CLIP's 224 pixels, is a blur
 EDGE_SLACK = 0.01  # YOLO's rounding: a box may overhang its picture by 1% of its size
@@ -80,6 +82,8 @@ def parse_line(line: str) -> tuple[int, float, float, float, float] | str:
         class_id, numbers = int(fields[0]), [float(f) for f in fields[1:]]
     except ValueError:
         return "does not parse (expected `class cx cy w h`, numbers)"
+    if not all(math.isfinite(n) for n in numbers):
+        return "does not parse (a number is not finite)"
     if len(numbers) == 4:
         cx, cy, w, h = numbers
         return class_id, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
@@ -126,7 +130,9 @@ def object_of(
     if not 0 <= class_id < len(class_names):
         return f"class {class_id} is not in data.yaml's {len(class_names)} names"
     slack_x, slack_y = EDGE_SLACK * max(x1 - x0, 0), EDGE_SLACK * max(y1 - y0, 0)
-    if x1 <= x0 or y1 <= y0 or x0 < -slack_x or y0 < -slack_y or x1 > 1 + slack_x or y1 > 1 + slack_y:
+    if x1 <= x0 or y1 <= y0:
+        return "the box has no area (its width or height is not positive)"
+    if x0 < -slack_x or y0 < -slack_y or x1 > 1 + slack_x or y1 > 1 + slack_y:
         return f"box ({x0:.3f}, {y0:.3f})-({x1:.3f}, {y1:.3f}) lies outside its picture (fractions 0 to 1)"
     width, height = record.width, record.height
     box = (

@@ -13,11 +13,13 @@ import pytest
 from PIL import Image
 
 from embedded_es import embedded_client
+from helpers._cache import cache_model_key
+from helpers._offline.demo_model import demo_model_version
 from helpers._scan import find_class_names, label_file_for, read_record
 from helpers.cli import main
 from helpers.clip import ClipEmbedder
 from helpers.embedder import ImageInput
-from helpers.index import index_folder
+from helpers.index import document, ensure_index, index_folder, index_mapping
 from helpers.objects import MIN_SIDE, LabelledObject, crop_box, read_objects
 from helpers.search import Hit, search_text
 from helpers.show import annotate_hit
@@ -75,6 +77,8 @@ def test_yolo_lines_become_pixel_boxes_and_bad_ones_are_skipped_with_a_reason(de
         f"4 0.5 0.5 {(MIN_SIDE - 4) / w:.4f} 0.3\n"  # too narrow to embed
         "999 0.5 0.5 0.2 0.2\n"  # no such class
         "0 0.5 0.5 0.25 0.5\n"  # the first line again
+        "1 nan 0.5 0.2 0.2\n"  # not a number
+        "1 0.5 0.5 inf 0.2\n"  # infinite
     )
     objects, skipped = read_objects(record, names)
     assert objects == [
@@ -82,12 +86,13 @@ def test_yolo_lines_become_pixel_boxes_and_bad_ones_are_skipped_with_a_reason(de
         LabelledObject(names[1], (round(0.1 * w), round(0.1 * h), round(0.3 * w), round(0.4 * h))),
     ]
     reasons = [s.reason for s in skipped]
-    assert len(reasons) == 5 and all(s.path == record.path for s in skipped)
+    assert len(reasons) == 7 and all(s.path == record.path for s in skipped)
     assert "line 3" in reasons[0] and "does not parse" in reasons[0]
     assert "line 4" in reasons[1] and "outside its picture" in reasons[1]
     assert "line 5" in reasons[2] and "too small to embed" in reasons[2]
     assert "line 6" in reasons[3] and "class 999" in reasons[3]
     assert "line 7" in reasons[4] and "same" in reasons[4]
+    assert all("not finite" in reason for reason in reasons[5:])
 
 
 def test_a_label_file_that_is_not_text_is_reported_once(demo_set: Path, tmp_path: Path) -> None:
@@ -148,6 +153,43 @@ def test_bad_objects_are_reported_and_their_pictures_still_indexed(
     assert len(stored) == len(good.splitlines())  # the good objects of that picture are kept
 
 
+def test_a_label_file_that_is_not_text_leaves_its_picture_indexed(
+    embedder: ClipEmbedder, demo_set: Path, tmp_path: Path
+) -> None:
+    root = labelled_copy(demo_set, tmp_path, count=3)
+    record, labels = first_picture(root)
+    labels.write_bytes(b"\xff\xfe\x00garbage\x89PNG")
+    es = embedded_client(tmp_path / "engine")
+    report = index_folder(es, embedder, root, "objects", progress=False)
+    assert (report.new, report.skipped, len(report.skipped_objects)) == (3, [], 1)
+    assert es.get(index="objects", id=record.sha256)["_source"]["objects"] == []
+
+
+def test_pictures_indexed_without_objects_are_completed_and_keep_their_date(
+    embedder: ClipEmbedder, demo_set: Path, tmp_path: Path
+) -> None:
+    """As notebook 02 does: a few pictures sent by hand (no objects), then `index_folder`."""
+    root = labelled_copy(demo_set, tmp_path, count=4)
+    es = embedded_client(tmp_path / "engine")
+    ensure_index(es, "objects", embedder.dim, embedder.model_id)
+    record, _ = first_picture(root)
+    by_hand = document(record, embedder.embed_images([record.path])[0], "2020-01-01T00:00:00.000Z")
+    es.index(index="objects", id=record.sha256, document=by_hand, refresh=True)
+    report = index_folder(es, embedder, root, "objects", progress=False)
+    assert (report.indexed, report.new) == (4, 3)
+    completed = es.get(index="objects", id=record.sha256)["_source"]
+    assert completed["objects"] and completed["object_count"] == len(completed["objects"])
+    assert completed["uploaded_at"] == "2020-01-01T00:00:00.000Z"
+    again = index_folder(es, embedder, root, "objects", progress=False)
+    assert (again.indexed, again.new, again.objects) == (4, 0, 0)  # nothing sent twice
+
+
+def test_the_demo_models_vectors_are_cached_under_its_weights() -> None:
+    """A retrained demo model keeps the id `clip/demo`: its cache key changes with its weights."""
+    assert cache_model_key("clip/demo") == f"clip/demo@{demo_model_version()}"
+    assert cache_model_key("clip/ViT-B-16") == "clip/ViT-B-16"
+
+
 def test_object_search_names_the_object_that_matched(indexed, embedder: ClipEmbedder) -> None:
     es, _ = indexed
     hits = search_text(es, embedder, "objects", "a photo of a red circle", k=5, objects=True)
@@ -165,7 +207,8 @@ def test_object_search_names_the_object_that_matched(indexed, embedder: ClipEmbe
 def test_object_search_keeps_the_pictures_filters(indexed, embedder: ClipEmbedder) -> None:
     es, _ = indexed
     hits = search_text(es, embedder, "objects", "a photo of a red circle", k=5, objects=True, labels=["blue square"])
-    assert hits and all("blue square" in hit.labels for hit in hits)
+    assert hits and all("blue square" in hit.labels for hit in hits)  # the filter is on the picture ...
+    assert any(hit.object_label != "blue square" for hit in hits)  # ... not on the object that matched
 
 
 def test_an_object_hit_is_drawn_with_only_its_box(indexed, demo_set: Path) -> None:
@@ -195,7 +238,7 @@ def test_cli_search_by_object_prints_the_box_and_writes_the_grid(
 ) -> None:
     assert main(["index", str(demo_set), "--index", "cli"]) == 0
     printed = capsys.readouterr().out
-    assert "labelled objects in the new images, 0 left out" in printed
+    assert "labelled objects indexed, 0 left out" in printed
     out = tmp_path / "grid.png"
     args = ["search", "--text", "a photo of a red circle", "--objects", "--k", "3", "--index", "cli"]
     assert main([*args, "--out", str(out), "--data", str(demo_set)]) == 0
@@ -207,3 +250,15 @@ def test_cli_search_by_object_prints_the_box_and_writes_the_grid(
     assert all(set(hit["object"]) == {"label", "box"} for hit in hits)
     assert main([*args, "--hybrid"]) == 2
     assert "do not combine" in capsys.readouterr().err
+
+
+def test_object_search_on_an_index_without_objects_says_what_to_do(offline_cli: Path, capsys) -> None:
+    from helpers.connect import connect
+
+    es = connect(quiet=True)
+    mapping = index_mapping(512, "clip/demo")
+    del mapping["properties"]["objects"]  # as an index built before object-level search
+    es.indices.create(index="old", mappings=mapping)
+    assert main(["search", "--text", "a red circle", "--objects", "--index", "old"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "has no objects" in error and "--recreate" in error

@@ -131,17 +131,17 @@ def train(count: int, epochs: int, batch_size: int = 128, seed: int = TRAINING_S
     torch.manual_seed(seed)
     rng = random.Random(seed)
     images, scenes = build_training_set(count, seed)
-    count = len(scenes)  # scenes and crops
+    samples = len(scenes)  # scenes and crops
     visual, textual = VisualTower(), TextualTower()
     logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
     params = [*visual.parameters(), *textual.parameters(), logit_scale]
     optimiser = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
-    steps = epochs * ((count + batch_size - 1) // batch_size)
+    steps = epochs * ((samples + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
     for epoch in range(epochs):
-        order = torch.randperm(count)
+        order = torch.randperm(samples)
         total, started = 0.0, time.perf_counter()
-        for start in range(0, count, batch_size):
+        for start in range(0, samples, batch_size):
             idx = order[start : start + batch_size].tolist()
             prompts = [prompt_for(scenes[i], rng) for i in idx]
             tokens = clip.tokenize([p[0] for p in prompts]).to(torch.int32)
@@ -158,7 +158,7 @@ def train(count: int, epochs: int, batch_size: int = 128, seed: int = TRAINING_S
             schedule.step()
             total += loss.item() * len(idx)
         seconds = time.perf_counter() - started
-        print(f"epoch {epoch + 1}/{epochs}: loss {total / count:.3f} ({seconds:.0f} s)", flush=True)
+        print(f"epoch {epoch + 1}/{epochs}: loss {total / samples:.3f} ({seconds:.0f} s)", flush=True)
     return visual.eval(), textual.eval()
 
 
