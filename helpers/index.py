@@ -256,8 +256,9 @@ def index_folder(
         for chunk in chunks(records, EXISTS_CHUNK):
             present, lacking = existing_ids(es, index, [r.sha256 for r in chunk], OBJECT_COUNT if objects else None)
             incomplete.update(lacking)
-            report.indexed += len(present - lacking)
-            bar.update(len(present - lacking))
+            complete = present - lacking.keys()
+            report.indexed += len(complete)
+            bar.update(len(complete))
             for record in chunk:
                 if record.sha256 not in present or record.sha256 in lacking:
                     yield from sources(record)
