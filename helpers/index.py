@@ -220,10 +220,10 @@ def index_folder(
     the index holds, sent by `streaming_bulk` 64 at a time from a thread of its own while the
     model embeds the next images; one refresh at the end. With `objects`, each picture's
     labelled objects (its YOLO boxes) are cropped and embedded in the same batches, cached by
-    picture and box, and stored in its `objects` field; a picture already indexed without that
-    field (sent by hand, as notebook 02 does first) is indexed again, whole. Files that cannot be read, and objects
-    that cannot be used, are reported with a reason in the returned `IndexReport`, never
-    dropped silently."""
+    picture and box, and stored in its `objects` field; a picture already indexed without them
+    (sent by hand, as notebook 02 does first) is indexed again, whole, keeping its upload date.
+    Files that cannot be read, and objects that cannot be used, are reported with a reason in
+    the returned `IndexReport`, never dropped silently."""
     records, skipped = unique_by_content(list(scan(root)))
     ensure_index(es, index, embedder.dim, embedder.model_id, index_options=index_options, recreate=recreate)
     report = IndexReport(index=index, skipped=skipped)
@@ -264,7 +264,8 @@ def index_folder(
                     yield from sources(record)
 
     def action(sha: str, vector: np.ndarray | Exception, crops: dict[str, np.ndarray | Exception]) -> Iterator[dict]:
-        """The picture's `create` action (none when it could not be decoded)."""
+        """The picture's `create` action, or `index` to complete one indexed without objects
+        (none when it could not be decoded)."""
         bar.update(1)
         record = by_id[sha]
         if isinstance(vector, Exception):
