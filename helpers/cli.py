@@ -214,10 +214,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def check_objects(es, index: str) -> None:
     """An index built before object-level search has no `objects` field: say what to do."""
+    from helpers.index import mapping_of
     from helpers.objects import OBJECTS_FIELD
 
-    mappings = next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
-    if OBJECTS_FIELD not in mappings.get("properties", {}):
+    if OBJECTS_FIELD not in mapping_of(es, index).get("properties", {}):
         raise UsageError(
             f"index {index!r} has no objects (it was built before object-level search): re-index it with "
             "`python -m helpers index PATH --recreate`"
@@ -302,7 +302,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     choice = choose_data(settings, None if args.recreate else es)  # run again: the index's model
     embedder = embedder_for(settings, choice.model)
     report = index_folder(es, embedder, choice.data_dir, settings.index_name, recreate=args.recreate)
-    skipped = f"{len(report.skipped)} skipped; {report.objects} labelled objects in the new images"
+    skipped = f"{len(report.skipped)} skipped; {report.objects} labelled objects indexed"
     print(f"{report.indexed} images in index {settings.index_name!r} ({report.new} new, {skipped})")
 
     text_hits = search.search_text(es, embedder, settings.index_name, choice.text_query, k=5)

@@ -105,9 +105,14 @@ def compare_mappings(guessed: dict, intended: dict) -> str:
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows)
 
 
+def mapping_of(es: Elasticsearch, index: str) -> dict:
+    """An existing index's mappings (through an alias too: the one index behind it)."""
+    return next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
+
+
 def existing_model(es: Elasticsearch, index: str) -> tuple[int | None, str | None, int | None]:
     """(vector dimension, model id, mapping version) of an existing index; None where it does not say."""
-    mappings = next(iter(es.indices.get_mapping(index=index).body.values()))["mappings"]
+    mappings = mapping_of(es, index)
     dims = mappings.get("properties", {}).get(VECTOR_FIELD, {}).get("dims")
     meta = mappings.get("_meta", {})
     return dims, meta.get("model"), meta.get("mapping_version")
